@@ -1,0 +1,5 @@
+"""`python -m faultlab`."""
+
+from faultlab.cli import main
+
+main()
