@@ -1,0 +1,1 @@
+"""The faultlab pytest plugin (entry point `pytest11`): fixtures, options and the gate."""
