@@ -52,7 +52,8 @@ class Expectation:
         return cls(must, may - must)
 
     def as_params(self) -> dict[str, list[str]]:
-        return {"must": sorted(self.must), "may": sorted(self.may)}
+        """params.json fields: `expected` (DESIGN §3.6) and `tolerated` (may appear)."""
+        return {"expected": sorted(self.must), "tolerated": sorted(self.may)}
 
 
 @dataclass
