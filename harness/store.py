@@ -1,0 +1,132 @@
+"""The store from the harness's side: the snapshot the checker judges, and store faults.
+
+The snapshot is read straight from the SQLite file (read-only, so it sees committed
+WAL frames and never changes the file), because the checker must judge what is
+stored, not what the server says it stored. The write-lock fault is a real second
+process holding a write transaction, exactly what a backup job or a migration does
+to a production chat; killing it releases the lock (the kernel drops its locks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from faultlab.harness.processes import Child, ChildFailed, Supervisor
+from faultlab.harness.targets import StoreSpec
+
+LOCK_MODES = ("immediate", "exclusive")
+HOLDING = "faultlab-store-lock holding"
+
+
+class StoreError(RuntimeError):
+    """The store file cannot be read as the target describes it."""
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def read_rows(spec: StoreSpec, db: Path) -> list[dict[str, Any]]:
+    """Every row as ``{"id", "client_offset", "content"}``, ordered by id."""
+    if not db.exists():
+        return []
+    uri = f"file:{db}?mode=ro"
+    query = (
+        f"SELECT {_q(spec.id)}, {_q(spec.client_offset)}, {_q(spec.content)} "
+        f"FROM {_q(spec.table)} ORDER BY {_q(spec.id)}"
+    )
+    conn = sqlite3.connect(uri, uri=True, timeout=5.0)
+    try:
+        return [{"id": i, "client_offset": o, "content": c} for i, o, c in conn.execute(query)]
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise StoreError(f"{db}: cannot read table {spec.table!r}: {exc}") from None
+    finally:
+        conn.close()
+
+
+def max_id(spec: StoreSpec, db: Path) -> int:
+    """The highest stored id (0 for an empty or missing store): `run_start.store_max_id`."""
+    rows = read_rows(spec, db)
+    return rows[-1]["id"] if rows else 0
+
+
+def write_snapshot(rows: list[dict[str, Any]], path: Path) -> int:
+    """Write store.jsonl (DESIGN §3.3); returns the number of rows."""
+    with path.open("wb") as out:
+        out.writelines(orjson.dumps(row) + b"\n" for row in rows)
+    return len(rows)
+
+
+async def snapshot(spec: StoreSpec, db: Path, path: Path) -> list[dict[str, Any]]:
+    """Read the store (off the event loop) and write store.jsonl."""
+    rows = await asyncio.to_thread(read_rows, spec, db)
+    await asyncio.to_thread(write_snapshot, rows, path)
+    return rows
+
+
+async def hold_write_lock(
+    supervisor: Supervisor, db: Path, log_path: Path, *, mode: str = "immediate",
+    deadline: float = 10.0,
+) -> Child:
+    """Start a process that holds a write lock on `db` until it is stopped.
+
+    Returns once the lock is held; stop it with `child.kill()` to release the lock.
+    """
+    if mode not in LOCK_MODES:
+        raise ValueError(f"lock mode must be one of {', '.join(LOCK_MODES)}, not {mode!r}")
+    argv = [sys.executable, "-m", "faultlab.harness.store", "lock", str(db), "--mode", mode,
+            "--wait", str(deadline)]
+    child = await supervisor.spawn("store-lock", argv, log_path, ready_line=False)
+    end = time.monotonic() + deadline
+    while not any(HOLDING in line for line in child.log_tail(5)):
+        failure = None if child.running else "exited before it held the lock"
+        if failure is None and time.monotonic() > end:
+            failure = f"did not get the lock within {deadline:.1f}s"
+        if failure is not None:
+            await child.kill()
+            tail = "\n".join(f"    {line}" for line in child.log_tail(10)) or "    (no output)"
+            raise ChildFailed(f"store-lock {failure}; log {log_path}, last lines:\n{tail}")
+        await asyncio.sleep(0.01)
+    return child
+
+
+def _hold(db: str, mode: str, wait: float) -> int:
+    """The helper process: take the lock, say so, hold it until a signal ends us."""
+    conn = sqlite3.connect(db, timeout=wait, isolation_level=None)
+    try:
+        conn.execute(f"BEGIN {mode.upper()}")
+    except sqlite3.OperationalError as exc:
+        print(f"faultlab-store-lock: cannot lock {db}: {exc}", flush=True)
+        return 1
+    print(f"{HOLDING} {mode} lock on {db}", flush=True)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    conn.rollback()
+    conn.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m faultlab.harness.store")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    lock = sub.add_parser("lock", help="hold a write lock on a SQLite file until signalled")
+    lock.add_argument("db")
+    lock.add_argument("--mode", choices=LOCK_MODES, default="immediate")
+    lock.add_argument("--wait", type=float, default=10.0, help="busy timeout to get the lock")
+    args = parser.parse_args(argv)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    return _hold(args.db, args.mode, args.wait)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
