@@ -25,6 +25,7 @@ from faultlab.harness.targets import StoreSpec
 
 LOCK_MODES = ("immediate", "exclusive")
 HOLDING = "faultlab-store-lock holding"
+_STARTUP = 10.0  # seconds for the helper's interpreter to start, on a loaded machine
 
 
 class StoreError(RuntimeError):
@@ -81,14 +82,15 @@ async def hold_write_lock(
 ) -> Child:
     """Start a process that holds a write lock on `db` until it is stopped.
 
-    Returns once the lock is held; stop it with `child.kill()` to release the lock.
+    The helper waits up to `deadline` for writers in flight to finish (its busy
+    timeout); returns once the lock is held; `child.kill()` releases it.
     """
     if mode not in LOCK_MODES:
         raise ValueError(f"lock mode must be one of {', '.join(LOCK_MODES)}, not {mode!r}")
     argv = [sys.executable, "-m", "faultlab.harness.store", "lock", str(db), "--mode", mode,
             "--wait", str(deadline)]
     child = await supervisor.spawn("store-lock", argv, log_path, ready_line=False)
-    end = time.monotonic() + deadline
+    end = time.monotonic() + deadline + _STARTUP
     while not any(HOLDING in line for line in child.log_tail(5)):
         failure = None if child.running else "exited before it held the lock"
         if failure is None and time.monotonic() > end:
