@@ -1,0 +1,30 @@
+"""`faultlab proxy`: the embedded Toxiproxy-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from faultlab.harness.proxy.server import serve
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="API address.")
+@click.option("--port", default=8474, show_default=True, type=click.IntRange(0, 65535),
+              help="API port (0 picks a free one and prints it).")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON file of proxies to create at start (the /populate shape).")
+@click.option("--seed", type=int, default=None, help="Seed for toxicity and jitter draws.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def command(host: str, port: int, config: Path | None, seed: int | None, log_level: str) -> None:
+    """Run a Toxiproxy-compatible fault proxy (same HTTP API, port 8474)."""
+    logging.basicConfig(
+        level=log_level.upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    sys.exit(asyncio.run(serve(host, port, config, seed)))

@@ -1,0 +1,329 @@
+"""One relayed TCP connection: two sockets and a link per direction.
+
+With no toxic on a direction the link is a bare relay: the source protocol's
+`data_received` *is* the destination transport's `write`, so relaying costs no Python
+frame of ours. Adding a toxic swaps in a chain of stubs (see `toxics.base`); removing
+the last one swaps the bare relay back once the chain has drained, so bytes are never
+reordered or dropped by a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import struct
+from collections.abc import Callable, Iterable
+
+from faultlab.harness.proxy.toxics.base import Chunk, Item, ToxicEntry, ToxicStub
+
+log = logging.getLogger("faultlab.proxy")
+
+HIGH_WATER = 4 * 1024 * 1024  # bytes queued in a toxic chain before the source pauses
+LOW_WATER = 1024 * 1024
+WRITE_HIGH_WATER = 1024 * 1024  # a destination's buffer before the source pauses
+
+
+def _discard(data: bytes) -> None:
+    """Where data goes once the destination is gone."""
+
+
+class Side(asyncio.Protocol):
+    """One socket of a connection; reading stays paused until its link starts."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.transport: asyncio.Transport | None = None
+        self.out_link: Link | None = None  # the link this side feeds
+        self.in_link: Link | None = None  # the link that writes to this side
+        self.lost = False
+        self._early: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.pause_reading()
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self.conn.side_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        # replaced by the link once it starts; this only catches bytes read before
+        self._early.append(data)
+
+    def eof_received(self) -> bool:
+        if self.out_link is not None:
+            self.out_link.feed_eof()
+        return True  # keep the socket: the link closes it when the chain is done
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.conn.side_lost(self)
+
+    def pause_writing(self) -> None:
+        if self.in_link is not None:
+            self.in_link.dest_full(True)
+
+    def resume_writing(self) -> None:
+        if self.in_link is not None:
+            self.in_link.dest_full(False)
+
+    def take_early(self) -> list[bytes]:
+        early, self._early = self._early, []
+        return early
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def set_reset_on_close(self) -> None:
+        """SO_LINGER 0: closing the socket sends RST, as Toxiproxy's reset_peer does."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+class Link:
+    """One direction of a connection: source -> toxic stubs, in order -> destination."""
+
+    def __init__(
+        self, direction: str, source: Side, dest: Side, rng: random.Random
+    ) -> None:
+        self.direction = direction
+        self.source = source
+        self.dest = dest
+        self.rng = rng
+        self.stubs: list[ToxicStub] = []
+        self.queued = 0
+        self.finished = False
+        self._eof = False
+        self._queue_full = False
+        self._dest_full = False
+        source.out_link = self
+        dest.in_link = self
+
+    def start(self, entries: Iterable[ToxicEntry]) -> None:
+        for entry in entries:
+            self.stubs.append(self._stub(entry))
+        self._rewire()
+        for stub in self.stubs:
+            stub.start()
+        for data in self.source.take_early():
+            self.source.data_received(data)
+        self._sync_reading()
+
+    # --- toxics changing on a live link ---------------------------------------------
+    def add(self, entry: ToxicEntry) -> None:
+        stub = self._stub(entry)
+        self.stubs.append(stub)
+        self._rewire()
+        stub.start()
+
+    async def update(self, entry: ToxicEntry) -> None:
+        stub = self._find(entry)
+        if stub is not None and await stub.interrupt():
+            stub.start()
+
+    async def remove(self, entry: ToxicEntry) -> None:
+        stub = self._find(entry)
+        if stub is None:
+            return
+        if await stub.interrupt():
+            if stub.active:
+                entry.toxic.cleanup(stub)
+            if not stub.closed:
+                for item in stub.drain():
+                    stub.output(item)
+        stub.cancel()
+        if stub in self.stubs:
+            self.stubs.remove(stub)
+            self._rewire()
+
+    # --- data in --------------------------------------------------------------------
+    def feed_eof(self) -> None:
+        if self._eof:
+            return
+        self._eof = True
+        if self.stubs:
+            self.stubs[0].put(None)
+        else:
+            self._deliver(None)
+
+    def _feed_chain(self, data: bytes) -> None:
+        self.stubs[0].put(Chunk(data, asyncio.get_running_loop().time()))
+
+    # --- data out -------------------------------------------------------------------
+    def _deliver(self, item: Item) -> None:
+        if item is None:
+            if not self.finished:
+                self.finished = True
+                self.dest.close()
+            return
+        transport = self.dest.transport
+        if not self.finished and transport is not None and not transport.is_closing():
+            transport.write(item.data)
+
+    def dest_gone(self) -> None:
+        self._rewire()
+
+    # --- back-pressure --------------------------------------------------------------
+    def queued_add(self, n: int) -> None:
+        self.queued += n
+        if not self._queue_full and self.queued > HIGH_WATER:
+            self._queue_full = True
+            self._sync_reading()
+
+    def queued_sub(self, n: int) -> None:
+        self.queued -= n
+        if self._queue_full and self.queued <= LOW_WATER:
+            self._queue_full = False
+            self._sync_reading()
+
+    def dest_full(self, full: bool) -> None:
+        self._dest_full = full
+        self._sync_reading()
+
+    def _sync_reading(self) -> None:
+        transport = self.source.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._queue_full or self._dest_full:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
+
+    # --- wiring ---------------------------------------------------------------------
+    def cancel(self) -> None:
+        for stub in self.stubs:
+            stub.cancel()
+
+    def _stub(self, entry: ToxicEntry) -> ToxicStub:
+        if entry.toxic.resets:
+            self.source.set_reset_on_close()
+            self.dest.set_reset_on_close()
+        return ToxicStub(entry, self._deliver, self, self.rng)
+
+    def _find(self, entry: ToxicEntry) -> ToxicStub | None:
+        return next((s for s in self.stubs if s.entry is entry), None)
+
+    def _rewire(self) -> None:
+        """Point each stage at the next; pick the bare relay when there is no toxic."""
+        for before, after in zip(self.stubs, self.stubs[1:], strict=False):
+            before.output = after.put
+        if self.stubs:
+            self.stubs[-1].output = self._deliver
+        feed: Callable[[bytes], None]
+        transport = self.dest.transport
+        if self.dest.lost or transport is None:
+            feed = _discard
+        elif self.stubs:
+            feed = self._feed_chain
+        else:
+            feed = transport.write
+        self.source.data_received = feed  # type: ignore[method-assign]
+
+
+class Connection:
+    """A client accepted by a proxy, and the upstream connection opened for it."""
+
+    def __init__(self, owner: ConnectionOwner) -> None:
+        self.owner = owner
+        self.client = Side(self)
+        self.upstream = Side(self)
+        self.links: dict[str, Link] = {}
+        self._opening: asyncio.Task[None] | None = None
+        self._done = False
+
+    def side_made(self, side: Side) -> None:
+        if side is self.client:
+            self.owner.connections.add(self)
+            self._opening = asyncio.get_running_loop().create_task(self._open())
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            host, port = split_host_port(self.owner.upstream)
+            await asyncio.wait_for(
+                loop.create_connection(lambda: self.upstream, host, port), 30.0
+            )
+        except (OSError, ValueError, TimeoutError) as exc:
+            log.warning(
+                "proxy %s: unable to open connection to upstream %s: %s",
+                self.owner.name, self.owner.upstream, exc,
+            )
+            self.client.close()
+            return
+        if self.client.lost:
+            self.upstream.abort()
+            return
+        up = Link("upstream", self.client, self.upstream, self.owner.rng)
+        down = Link("downstream", self.upstream, self.client, self.owner.rng)
+        self.links = {"upstream": up, "downstream": down}
+        up.start(self.owner.chain("upstream"))
+        down.start(self.owner.chain("downstream"))
+
+    def side_lost(self, side: Side) -> None:
+        if side.out_link is not None:
+            side.out_link.feed_eof()
+        if side.in_link is not None:
+            side.in_link.dest_gone()
+        if side is self.client and not self.links:
+            if self._opening is not None:
+                self._opening.cancel()
+            self.upstream.abort()
+        if self.client.lost and (self.upstream.lost or self.upstream.transport is None):
+            self._finish()
+
+    def abort(self) -> None:
+        """Drop both sockets now (the proxy was disabled or deleted)."""
+        if self._opening is not None:
+            self._opening.cancel()
+        self.client.abort()
+        self.upstream.abort()
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        for link in self.links.values():
+            link.cancel()
+        self.owner.connections.discard(self)
+
+
+class ConnectionOwner:
+    """What a connection needs from its proxy (kept narrow on purpose)."""
+
+    name: str
+    upstream: str
+    rng: random.Random
+    connections: set[Connection]
+
+    def chain(self, direction: str) -> list[ToxicEntry]:
+        raise NotImplementedError
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' -> (host, port), as Go's net.SplitHostPort."""
+    host, sep, port = address.rpartition(":")
+    if not sep:
+        raise ValueError(f"address {address}: missing port in address")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"address {address}: too many colons in address")
+    if not port.isdigit():
+        try:
+            return host, socket.getservbyname(port, "tcp")
+        except OSError:
+            raise ValueError(f"address {address}: unknown port") from None
+    number = int(port)
+    if number > 65535:
+        raise ValueError(f"address {address}: invalid port")
+    return host, number
