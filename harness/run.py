@@ -1,0 +1,361 @@
+"""One recorded run: cluster up, clients connected, workload + nemesis, heal, quiesce,
+snapshot, check. `run_scenario` is the whole of it as one plain async function (the
+pytest plugin calls it); `faultlab run` is its command line with a progress display.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import click
+import orjson
+
+from faultlab.harness.clients.base import (
+    LEVELS,
+    OFFSET_STYLES,
+    RECEIVE_POLICIES,
+    RECOVERY_MODES,
+    TRANSPORTS,
+    ChatClient,
+    ClientConfig,
+)
+from faultlab.harness.cluster import Cluster
+from faultlab.harness.history import History
+from faultlab.harness.nemesis import Nemesis
+from faultlab.harness.processes import Supervisor
+from faultlab.harness.rundir import RunDir, create_run_dir, faultlab_replay, write_params
+from faultlab.harness.schedule import Fault, ScheduleError, dump_schedule, fault_label
+from faultlab.harness.schedule import load_schedule as _load_schedule
+from faultlab.harness.targets import Target, TargetError, load_target
+
+CLIENT_KINDS = ("lean", "official")
+
+
+@dataclass
+class RunParams:
+    """Everything a run needs; what params.json records (plus versions and replay)."""
+
+    level: str = "exactly-once"
+    receive: str = "strict"
+    recovery: str = "off"
+    transport: str = "websocket"
+    target: str = "reference"
+    clients: int = 4
+    messages: int = 10
+    rate: float | None = None
+    duration: float | None = None
+    groups: int = 2
+    schedule: list[Fault] = field(default_factory=list)
+    seed: int = 0
+    out: Path | None = None
+    scenario: str | None = None
+    client: str = "lean"
+    ack_timeout: float = 1.0
+    retries: int | None = None
+    offsets: str = "sid-counter"
+    reconnect_delay: float = 0.1
+    knobs: dict[str, float] = field(default_factory=dict)
+    server_args: list[str] = field(default_factory=list)
+    server_env: dict[str, str] = field(default_factory=dict)
+    quiesce_deadline: float = 20.0
+    connect_deadline: float = 15.0
+    expected: list[str] | None = None
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    record: bool = True
+    check: bool = True
+
+    def validate(self) -> None:
+        """Raise ValueError with a one-line reason for the first bad value."""
+        for name, allowed in (("level", LEVELS), ("receive", RECEIVE_POLICIES),
+                              ("recovery", RECOVERY_MODES), ("transport", TRANSPORTS),
+                              ("offsets", OFFSET_STYLES), ("client", CLIENT_KINDS)):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+        for name in ("clients", "groups"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, not {getattr(self, name)}")
+        if self.messages < 0:
+            raise ValueError(f"messages: must be >= 0, not {self.messages}")
+        if (self.rate is None) != (self.duration is None):
+            raise ValueError("rate and duration go together (messages per second, for seconds)")
+        for fault in self.schedule:
+            if fault.target.startswith("group:") and int(fault.target[6:]) >= self.groups:
+                raise ValueError(f"schedule: {fault.kind} targets {fault.target}, but the run "
+                                 f"has {self.groups} client group(s)")
+
+    def options(self) -> dict[str, Any]:
+        """The `faultlab run` options that replay this run."""
+        return {
+            "target": self.target, "level": self.level, "receive": self.receive,
+            "recovery": self.recovery, "transport": self.transport, "client": self.client,
+            "clients": str(self.clients), "messages": str(self.messages),
+            "groups": str(self.groups),
+            "rate": None if self.rate is None else str(self.rate),
+            "duration": None if self.duration is None else str(self.duration),
+            "faults": dump_schedule(self.schedule) if self.schedule else None,
+            "seed": str(self.seed),
+        }
+
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+def _params_json(p: RunParams, target: Target) -> dict[str, Any]:
+    data = asdict(p)
+    data.pop("out")
+    data.update(
+        target=target.name, target_file=str(target.source),
+        schedule=dump_schedule(p.schedule), fault_kind=fault_label(p.schedule),
+        replay=faultlab_replay(p.options()),
+    )
+    return data
+
+
+def _check(run: RunDir) -> dict[str, Any] | None:
+    """Run the checker when it is installed; returns the verdict it wrote."""
+    try:
+        checker = importlib.import_module("faultlab.harness.checker")
+    except ImportError:
+        return None
+    check_run = getattr(checker, "check_run", None)
+    if check_run is None:
+        return None
+    check_run(run.path)
+    verdict = run.path / "verdict.json"
+    return orjson.loads(verdict.read_bytes()) if verdict.exists() else None
+
+
+async def _wait_connected(clients: Sequence[ChatClient], deadline: float) -> None:
+    end = time.monotonic() + deadline
+    while not all(c.connected for c in clients):
+        if time.monotonic() > end:
+            missing = [c.config.id for c in clients if not c.connected]
+            raise TimeoutError(f"{len(missing)} client(s) not connected within {deadline:.0f}s: "
+                               f"{', '.join(missing[:10])}")
+        await asyncio.sleep(0.02)
+
+
+async def run_scenario(params: RunParams, progress: Progress | None = None) -> Path:
+    """Run one scenario end to end and return its run directory.
+
+    Everything started here is stopped here, on success, failure and cancellation.
+    """
+    params.validate()
+    target = load_target(params.target)
+    reason = target.supports(params.level, params.recovery)
+    if reason is not None:
+        raise ValueError(reason)
+    run = create_run_dir(params.out, params.scenario or f"{target.name}-{params.level}")
+    write_params(run, _params_json(params, target))
+    say = progress or (lambda phase, info: None)
+    rng = random.Random(params.seed)
+    history = History(run.history if params.record else None)
+    async with Supervisor() as sup, history, contextlib.AsyncExitStack() as stack:
+        say("starting", {"run_dir": str(run.path)})
+        cluster = await stack.enter_async_context(Cluster(
+            run, target, params.level, params.recovery, groups=params.groups,
+            knobs=params.knobs, server_env=params.server_env, server_args=params.server_args,
+            supervisor=sup, seed=params.seed,
+        ))
+        history.record("harness", "run_start", store_max_id=cluster.store_max_id)
+        clients = await _make_clients(params, cluster, history, sup, stack, rng)
+        say("connecting", {"clients": len(clients)})
+        await asyncio.gather(*(c.start() for c in clients))
+        await _wait_connected(clients, params.connect_deadline)
+        workload = _workload(params, history, clients)
+        nemesis = Nemesis(cluster, clients, history, params.schedule, seed=params.seed)
+        stack.push_async_callback(nemesis.close)
+        say("running", {"workload": workload, "nemesis": nemesis, "history": history})
+        nemesis.start()
+        await workload.run()
+        await nemesis.wait()
+        say("quiescing", {})
+        await nemesis.heal_all()
+        ok = await workload.quiesce(cluster.store_ids, params.quiesce_deadline)
+        rows = await cluster.snapshot(run.store)
+        say("stopping", {"quiesced": ok, "rows": len(rows), "errors": nemesis.errors})
+        for error in nemesis.errors:
+            print(f"faultlab: fault not applied: {error}", file=sys.stderr)
+    if params.check:
+        say("checking", {})
+        verdict = await asyncio.to_thread(_check, run)
+        say("done", {"verdict": verdict, "run_dir": str(run.path)})
+    return run.path
+
+
+async def _make_clients(params: RunParams, cluster: Cluster, history: History,
+                        sup: Supervisor, stack: contextlib.AsyncExitStack,
+                        rng: random.Random) -> list[ChatClient]:
+    configs = [
+        ClientConfig(
+            id=f"c{i}", url=cluster.client_url(i), level=params.level, receive=params.receive,
+            recovery=params.recovery, transport=params.transport,
+            ack_timeout=params.ack_timeout, retries=params.retries, offsets=params.offsets,
+            reconnect_delay=params.reconnect_delay,
+        )
+        for i in range(params.clients)
+    ]
+    clients: list[ChatClient]
+    if params.client == "official":
+        from faultlab.harness.clients.official import OfficialWorker
+
+        worker = await stack.enter_async_context(
+            OfficialWorker(sup, history, cluster.run.log("js-worker"))
+        )
+        clients = [worker.client(c) for c in configs]
+    else:
+        from faultlab.harness.clients.lean import LeanClient
+
+        http = await stack.enter_async_context(
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        )
+        clients = [LeanClient(c, history, http=http, rng=random.Random(rng.random()))
+                   for c in configs]
+    for client in clients:
+        stack.push_async_callback(client.close)
+    return clients
+
+
+def _workload(params: RunParams, history: History, clients: list[ChatClient]) -> Any:
+    from faultlab.harness.workload import Workload
+
+    return Workload(history, clients, params.messages, rate=params.rate,
+                    duration=params.duration, seed=params.seed)
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> list[Fault]:
+    if value is None:
+        return []
+    try:
+        return _load_schedule(value)
+    except ScheduleError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+class _Display:
+    """A one-line rich status of the run, refreshed while it runs."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.status = console.status("starting")
+        self.info: dict[str, Any] = {}
+        self.phase = "starting"
+        self.t0 = time.monotonic()
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        self.phase = phase
+        self.info.update(info)
+        if phase == "starting":
+            self.console.print(f"run directory: {info['run_dir']}")
+        self.refresh()
+
+    def refresh(self) -> None:
+        parts = [f"[bold]{self.phase}[/]", f"{time.monotonic() - self.t0:5.1f}s"]
+        if (h := self.info.get("history")) is not None:
+            parts.append(f"{h.count} events")
+        if (n := self.info.get("nemesis")) is not None:
+            active = ", ".join(a.fault.kind for a in n.active.values()) or "none"
+            parts.append(f"faults active: {active}")
+        self.status.update("  ".join(parts))
+
+
+def _summary(console: Any, verdict: dict[str, Any] | None, quiesced: bool | None) -> None:
+    if quiesced is False:
+        console.print("[yellow]quiescence did not converge before the deadline[/]")
+    if verdict is None:
+        console.print("checker: not available (no verdict written)")
+        return
+    bad = {k: v.get("count", 0) for k, v in verdict.get("violations", {}).items()
+           if v.get("count", 0)}
+    valid = verdict.get("valid")
+    colour = "green" if valid is True else "red" if valid is False else "yellow"
+    console.print(f"verdict: [{colour}]valid={valid}[/]"
+                  + ("  " + ", ".join(f"{k}={n}" for k, n in bad.items()) if bad else ""))
+
+
+@click.command()
+@click.option("--target", default="reference", show_default=True,
+              help="Target file, or a shipped target's name (reference, node-peer).")
+@click.option("--level", type=click.Choice(LEVELS), default="exactly-once", show_default=True)
+@click.option("--receive", type=click.Choice(RECEIVE_POLICIES), default="strict",
+              show_default=True)
+@click.option("--recovery", type=click.Choice(RECOVERY_MODES), default="off", show_default=True)
+@click.option("--transport", type=click.Choice(TRANSPORTS), default="websocket",
+              show_default=True)
+@click.option("--client", type=click.Choice(CLIENT_KINDS), default="lean", show_default=True,
+              help="Simulated clients: the lean Python client or the official JS client.")
+@click.option("--clients", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--messages", type=click.IntRange(0), default=10, show_default=True,
+              help="Messages per client.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Messages per second per client (with --duration) instead of --messages.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--groups", type=click.IntRange(1), default=2, show_default=True,
+              help="Client groups (one proxy each), so a subset can be cut off.")
+@click.option("--faults", callback=_schedule, default=None,
+              help="Fault schedule: a JSON file or inline JSON (see docs/engine.md).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ack-timeout", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True)
+@click.option("--quiesce-deadline", type=click.FloatRange(min=0), default=20.0,
+              show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run directory (or a folder for a new one); default: a temporary folder.")
+@click.option("--no-check", is_flag=True, help="Do not run the checker at the end.")
+def command(target: str, level: str, receive: str, recovery: str, transport: str, client: str,
+            clients: int, messages: int, rate: float | None, duration: float | None,
+            groups: int, faults: list[Fault], seed: int, ack_timeout: float,
+            quiesce_deadline: float, out: Path | None, no_check: bool) -> None:
+    """Run a workload against a target under a fault schedule, record it, check it."""
+    from rich.console import Console
+
+    params = RunParams(
+        level=level, receive=receive, recovery=recovery, transport=transport, target=target,
+        clients=clients, messages=messages, rate=rate, duration=duration, groups=groups,
+        schedule=faults, seed=seed, out=out, client=client, ack_timeout=ack_timeout,
+        quiesce_deadline=quiesce_deadline, check=not no_check,
+    )
+    try:
+        params.validate()
+        reason = load_target(target).supports(level, recovery)
+    except (ValueError, TargetError) as exc:
+        raise click.UsageError(str(exc)) from None
+    if reason is not None:
+        raise click.UsageError(reason)
+    console = Console(stderr=True)
+    display = _Display(console)
+    try:
+        with display.status:
+            run_dir = asyncio.run(_with_ticker(params, display))
+    except KeyboardInterrupt:
+        console.print("interrupted: every process was stopped")
+        sys.exit(130)
+    _summary(console, display.info.get("verdict"), display.info.get("quiesced"))
+    click.echo(str(run_dir))
+
+
+async def _with_ticker(params: RunParams, display: _Display) -> Path:
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            display.refresh()
+
+    ticker = asyncio.create_task(tick())
+    try:
+        return await run_scenario(params, display)
+    finally:
+        ticker.cancel()
