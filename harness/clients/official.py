@@ -86,10 +86,14 @@ class OfficialWorker:
         self.clients[config.id] = client
         return client
 
-    async def request(self, op: str, **fields: Any) -> Any:
-        """Send one command and wait for the worker's reply (raising its refusal)."""
+    def check_alive(self) -> None:
+        """Raise `WorkerError` (with the worker's log tail) if the worker is gone."""
         if self._gone is not None:
             raise WorkerError(self._gone)
+
+    async def request(self, op: str, **fields: Any) -> Any:
+        """Send one command and wait for the worker's reply (raising its refusal)."""
+        self.check_alive()
         assert self._writer is not None, "start() the worker first"
         self._seq += 1
         q = self._seq
@@ -222,6 +226,7 @@ class OfficialClient:
     async def send(self, content: str) -> str:
         if self.left or self.closed:
             raise WorkerError(f"{self.config.id} has left; it cannot send")
+        self.worker.check_alive()
         msg = f"{self.config.id}-{self._sends}"
         offset = self._client_offset()
         self._sends += 1

@@ -74,6 +74,7 @@ class User {
     this.cfg = cfg;
     this.left = false;
     this.socket = null;
+    this.announced = false;
     this.offlineTimer = null;
     this.startSession(cfg.resume_from ?? 0);
   }
@@ -108,12 +109,14 @@ class User {
     }
     const socket = ioFactory(cfg.url, opts);
     this.socket = socket;
+    this.announced = false;
     const mine = () => this.socket === socket;
     socket.on('connect', () => {
-      if (mine()) emitEvent(['connect', this.cid, socket.id, Boolean(socket.recovered)]);
+      if (mine()) this.announce();
     });
     socket.on('disconnect', (reason) => {
       if (!mine()) return;
+      this.announced = false;
       emitEvent(['disconnect', this.cid, reason]);
       // what the client's documentation tells an app to do: the client does not
       // reconnect by itself after the server closed the namespace
@@ -123,16 +126,31 @@ class User {
       if (mine()) emitEvent(['connect_error', this.cid, String(err && err.message)]);
     });
     socket.on('chat message', (...args) => {
-      if (mine()) this.receive(args);
+      if (!mine()) return;
+      this.announce();
+      this.receive(args);
     });
     socket.onAnyOutgoing((event, content) => {
       if (event !== 'chat message') return;
+      this.announce();
       const rec = this.outgoing.get(content);
       if (rec === undefined) return;
       rec.n += 1;
       emitEvent(['attempt', this.cid, rec.msg, rec.n]);
       if (!ACKED.has(cfg.level)) rec.done = true; // fire and forget: nothing more to learn
     });
+  }
+
+  /**
+   * Record `connect` once per connection, as soon as the CONNECT reply made the
+   * socket connected: the client hands replayed events and its queued sends over
+   * before it emits "connect", and the history must not show them before it.
+   */
+  announce() {
+    const socket = this.socket;
+    if (this.announced || !socket.connected) return;
+    this.announced = true;
+    emitEvent(['connect', this.cid, socket.id, Boolean(socket.recovered)]);
   }
 
   /** The receive policy (DESIGN §3.2); the CSR offset is the last string argument. */
