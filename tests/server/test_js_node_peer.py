@@ -27,6 +27,7 @@ from faultlab.harness.targets import load_target
 pytestmark = pytest.mark.node
 
 PEER_JS = Path(__file__).resolve().parents[2] / "examples" / "node-peer" / "server.js"
+Connected = tuple[socketio.AsyncClient, list[tuple[Any, ...]]]
 KNOBS = {"ping_interval": 5.0, "ping_timeout": 5.0, "recovery_window": 30.0, "busy_timeout": 0.2}
 
 
@@ -43,7 +44,7 @@ async def peer(tmp: Path, delivery: str = "exactly-once", recovery: str = "off",
 
 
 @contextlib.asynccontextmanager
-async def chat_client(url: str, server_offset: Any = 0) -> AsyncIterator[tuple[socketio.AsyncClient, list[tuple[Any, ...]]]]:
+async def chat_client(url: str, server_offset: Any = 0) -> AsyncIterator[Connected]:
     received: list[tuple[Any, ...]] = []
     client = socketio.AsyncClient(reconnection=False)
 
@@ -68,7 +69,8 @@ async def until(predicate: Any, timeout: float = 5.0) -> None:
 
 def rows(db: Path) -> list[tuple[int, str | None, str]]:
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        return conn.execute("SELECT id, client_offset, content FROM messages ORDER BY id").fetchall()
+        query = "SELECT id, client_offset, content FROM messages ORDER BY id"
+        return conn.execute(query).fetchall()
 
 
 async def health(url: str) -> dict[str, Any]:
@@ -170,13 +172,11 @@ async def test_catch_up_sends_every_row_after_the_server_offset(tmp_path: Path) 
             ("3", [1, 2, 3, 4, 5]),
         ]
         for offset, ids in cases:
+            sentinel = f"s{offset}"
             async with chat_client(child.url, offset) as (client, received):
-                if ids:
-                    await until(lambda n=len(ids), r=received: len(r) >= n)
                 # a sentinel sent after the catch-up proves nothing else was queued
-                assert await client.call("chat message", (f"s{offset}", f"s{offset}"),
-                                         timeout=5) is None
-                await until(lambda r=received: any(a[0] == f"s{offset}" for a in r))
+                assert await client.call("chat message", (sentinel, sentinel), timeout=5) is None
+                await until(lambda r=received, s=sentinel: any(a[0] == s for a in r))
                 got = [a[1] for a in received if not str(a[0]).startswith("s")]
                 assert got == ids, offset
 
@@ -201,11 +201,10 @@ async def test_a_failed_insert_is_not_acked_and_the_retry_is_stored_once(tmp_pat
 
 
 async def test_sigterm_is_graceful(tmp_path: Path) -> None:
-    async with peer(tmp_path) as child:
-        async with chat_client(child.url) as (client, _):
-            assert await client.call("chat message", ("kept", "o-1"), timeout=5) is None
-            child.send_signal(signal.SIGTERM)
-            assert await child.wait_exit(10) == 0
+    async with peer(tmp_path) as child, chat_client(child.url) as (client, _):
+        assert await client.call("chat message", ("kept", "o-1"), timeout=5) is None
+        child.send_signal(signal.SIGTERM)
+        assert await child.wait_exit(10) == 0
     assert rows(tmp_path / "peer.db") == [(1, "o-1", "kept")]
 
 
