@@ -1,0 +1,60 @@
+"""How committed rows go on the wire: `chat message (content, server_offset[, csr_offset])`.
+
+One place that knows the event's shape, the broadcast room and the CSR offset
+(the row id as a string: every packet this server sends is a row, so the row id
+orders packets exactly as the official server's offsets do).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import socketio
+
+from faultlab.server.recovery import EmitLog
+
+EVENT = "chat message"
+LIVE = "faultlab:live"
+"""The room of sockets whose catch-up is done; only the pipeline task adds to it."""
+
+NAMESPACE = "/"
+
+Row = tuple[int, str]
+
+
+class Emitter:
+    """Sends rows to the live room or to one socket, with the CSR offset when recovery is on."""
+
+    def __init__(self, sio: socketio.AsyncServer, *, csr: bool, emit_log: EmitLog | None) -> None:
+        self.sio = sio
+        self.csr = csr
+        self.emit_log = emit_log
+
+    def _args(self, row_id: int, content: str) -> tuple[object, ...]:
+        if self.csr:
+            offset = str(row_id)
+            if self.emit_log is not None:
+                self.emit_log.note(offset, time.time())
+            return (content, row_id, offset)
+        return (content, row_id)
+
+    async def broadcast(self, rows: Iterable[Row], skip_sid: str | None = None) -> None:
+        """Emit rows to every live socket: one encoding per row for all recipients."""
+        for row_id, content in rows:
+            await self.sio.emit(EVENT, self._args(row_id, content), to=LIVE, skip_sid=skip_sid)
+
+    async def send(self, sid: str, rows: Iterable[Row]) -> None:
+        """Emit rows to one socket, in order."""
+        for row_id, content in rows:
+            await self.sio.emit(EVENT, self._args(row_id, content), to=sid)
+
+    def present(self, sid: str) -> bool:
+        """The socket still has a transport (connected or still connecting)."""
+        return self.sio.manager.eio_sid_from_sid(sid, NAMESPACE) is not None
+
+    def join_live(self, sid: str) -> None:
+        self.sio.manager.basic_enter_room(sid, NAMESPACE, LIVE)
+
+    def live_sids(self) -> list[str]:
+        return [sid for sid, _ in self.sio.manager.get_participants(NAMESPACE, LIVE)]
