@@ -52,8 +52,11 @@ class JsClient:
         node = shutil.which("node")
         assert node, "node is not on PATH (scripts/setup installs the npm packages it needs)"
         proc = await asyncio.create_subprocess_exec(
-            node, str(CLIENT_JS), cwd=REPO,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            node,
+            str(CLIENT_JS),
+            cwd=REPO,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
         client = cls(proc, name)
         await client.wait(lambda e: e["ev"] == "ready")
@@ -70,9 +73,11 @@ class JsClient:
         self.proc.stdin.write((json.dumps({"cmd": cmd, **fields}) + "\n").encode())
         await self.proc.stdin.drain()
 
-    async def wait(self, match: Callable[[Event], bool], since: int = 0,
-                   timeout: float = WAIT) -> Event:
+    async def wait(
+        self, match: Callable[[Event], bool], since: int = 0, timeout: float = WAIT
+    ) -> Event:
         """The first event from index `since` on that matches; fails after `timeout`."""
+
         async def scan() -> Event:
             seen = since
             while True:
@@ -91,8 +96,9 @@ class JsClient:
             return await asyncio.wait_for(scan(), timeout)
         except TimeoutError:
             tail = "\n".join(json.dumps(e) for e in self.events[-15:])
-            raise AssertionError(f"{self.name}: no matching event within {timeout}s; "
-                                 f"last events:\n{tail}") from None
+            raise AssertionError(
+                f"{self.name}: no matching event within {timeout}s; last events:\n{tail}"
+            ) from None
 
     async def connect(self, url: str, **options: Any) -> Event:
         mark = len(self.events)
@@ -158,8 +164,14 @@ class Server:
 
     async def restart(self) -> None:
         """Start again on the port it had, with the same store (after a kill or exit)."""
-        values = self.target.values(host="127.0.0.1", port=self.child.port or 0, db=self.db,
-                                    delivery="exactly-once", recovery=self.recovery, knobs=KNOBS)
+        values = self.target.values(
+            host="127.0.0.1",
+            port=self.child.port or 0,
+            db=self.db,
+            delivery="exactly-once",
+            recovery=self.recovery,
+            knobs=KNOBS,
+        )
         self.child.env = self.target.environment(values)
         await self.child.restart(self.target.argv(values))
 
@@ -168,13 +180,19 @@ class Server:
 async def serve(name: str, recovery: str, tmp: Path) -> AsyncIterator[Server]:
     target = load_target(name)
     db = tmp / f"{name}.db"
-    values = target.values(host="127.0.0.1", port=0, db=db, delivery="exactly-once",
-                           recovery=recovery, knobs=KNOBS)
+    values = target.values(
+        host="127.0.0.1", port=0, db=db, delivery="exactly-once", recovery=recovery, knobs=KNOBS
+    )
     log = tmp / f"{name}.log"
     async with Supervisor() as supervisor:
-        child = await supervisor.spawn(name, target.argv(values), log,
-                                       env=target.environment(values), ready_url=target.health,
-                                       deadline=target.startup_deadline)
+        child = await supervisor.spawn(
+            name,
+            target.argv(values),
+            log,
+            env=target.environment(values),
+            ready_url=target.health,
+            deadline=target.startup_deadline,
+        )
         yield Server(target, db, recovery, child, supervisor, log)
 
 
@@ -282,8 +300,10 @@ async def test_recovery_before_any_event(csr_server: Server) -> None:
 async def test_without_recovery_the_client_catches_up_from_its_server_offset(
     name: str, tmp_path: Path
 ) -> None:
-    async with serve(name, "off", tmp_path) as server, \
-            clients("reader", "sender") as (reader, sender):
+    async with (
+        serve(name, "off", tmp_path) as server,
+        clients("reader", "sender") as (reader, sender),
+    ):
         await sender.connect(server.url)
         for i in range(3):
             assert await sender.chat(f"old-{i}", f"s-old-{i}") is None
@@ -305,8 +325,10 @@ async def test_without_recovery_the_client_catches_up_from_its_server_offset(
 
 
 async def test_durable_recovery_survives_kill_and_restart(tmp_path: Path) -> None:
-    async with serve("reference", "durable", tmp_path) as server, \
-            clients("reader", "sender") as (reader, sender):
+    async with (
+        serve("reference", "durable", tmp_path) as server,
+        clients("reader", "sender") as (reader, sender),
+    ):
         first = await reader.connect(server.url)
         await sender.connect(server.url)
         assert await sender.chat("before", "s-before") is None
@@ -335,8 +357,10 @@ async def test_durable_recovery_survives_kill_and_restart(tmp_path: Path) -> Non
 async def test_memory_recovery_does_not_survive_a_restart(tmp_path: Path) -> None:
     """The official server's weak spot (#5413), kept on purpose by `--recovery memory`:
     after a restart the client gets a new session, and catch-up fills the gap."""
-    async with serve("reference", "memory", tmp_path) as server, \
-            clients("reader", "sender") as (reader, sender):
+    async with (
+        serve("reference", "memory", tmp_path) as server,
+        clients("reader", "sender") as (reader, sender),
+    ):
         first = await reader.connect(server.url)
         await sender.connect(server.url)
         assert await sender.chat("before", "s-before") is None

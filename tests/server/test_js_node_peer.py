@@ -32,15 +32,26 @@ KNOBS = {"ping_interval": 5.0, "ping_timeout": 5.0, "recovery_window": 30.0, "bu
 
 
 @contextlib.asynccontextmanager
-async def peer(tmp: Path, delivery: str = "exactly-once", recovery: str = "off",
-               **env: str) -> AsyncIterator[Child]:
+async def peer(
+    tmp: Path, delivery: str = "exactly-once", recovery: str = "off", **env: str
+) -> AsyncIterator[Child]:
     target = load_target("node-peer")
-    values = target.values(host="127.0.0.1", port=0, db=tmp / "peer.db", delivery=delivery,
-                           recovery=recovery, knobs=KNOBS)
+    values = target.values(
+        host="127.0.0.1",
+        port=0,
+        db=tmp / "peer.db",
+        delivery=delivery,
+        recovery=recovery,
+        knobs=KNOBS,
+    )
     async with Supervisor() as supervisor:
-        yield await supervisor.spawn("node-peer", target.argv(values), tmp / "peer.log",
-                                     env={**target.environment(values), **env},
-                                     ready_url=target.health)
+        yield await supervisor.spawn(
+            "node-peer",
+            target.argv(values),
+            tmp / "peer.log",
+            env={**target.environment(values), **env},
+            ready_url=target.health,
+        )
 
 
 @contextlib.asynccontextmanager
@@ -52,8 +63,9 @@ async def chat_client(url: str, server_offset: Any = 0) -> AsyncIterator[Connect
     def on_message(*args: Any) -> None:
         received.append(args)
 
-    await client.connect(url, auth={"serverOffset": server_offset}, transports=["websocket"],
-                         wait_timeout=5)
+    await client.connect(
+        url, auth={"serverOffset": server_offset}, transports=["websocket"], wait_timeout=5
+    )
     try:
         yield client, received
     finally:
@@ -83,8 +95,13 @@ async def test_ready_line_health_and_tutorial_defaults(tmp_path: Path) -> None:
     async with peer(tmp_path, recovery="memory") as child:
         assert child.url == f"http://127.0.0.1:{child.port}"
         body = await health(child.url)
-        assert body == {"status": "ok", "level": "exactly-once", "recovery": "memory",
-                        "messages": 0, "pid": child.pid}
+        assert body == {
+            "status": "ok",
+            "level": "exactly-once",
+            "recovery": "memory",
+            "messages": 0,
+            "pid": child.pid,
+        }
     with contextlib.closing(sqlite3.connect(tmp_path / "peer.db")) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
 
@@ -109,16 +126,20 @@ async def test_exactly_once_stores_a_retry_once_and_broadcasts_it_once(tmp_path:
 
 
 async def test_at_least_once_stores_a_retry_again(tmp_path: Path) -> None:
-    async with peer(tmp_path, delivery="at-least-once") as child, \
-            chat_client(child.url) as (client, _):
+    async with (
+        peer(tmp_path, delivery="at-least-once") as child,
+        chat_client(child.url) as (client, _),
+    ):
         for _ in range(2):
             assert await client.call("chat message", ("again", "c-0"), timeout=5) is None
         assert rows(tmp_path / "peer.db") == [(1, "c-0", "again"), (2, "c-0", "again")]
 
 
 async def test_weak_levels_accept_an_emit_without_ack_or_offset(tmp_path: Path) -> None:
-    async with peer(tmp_path, delivery="at-most-once") as child, \
-            chat_client(child.url) as (client, received):
+    async with (
+        peer(tmp_path, delivery="at-most-once") as child,
+        chat_client(child.url) as (client, received),
+    ):
         await client.emit("chat message", "fire and forget")
         await until(lambda: received == [("fire and forget", 1)])
         assert rows(tmp_path / "peer.db") == [(1, None, "fire and forget")]
@@ -143,8 +164,10 @@ BAD = [
 
 
 async def test_bad_input_is_rejected_precisely_and_stores_nothing(tmp_path: Path) -> None:
-    async with peer(tmp_path, MAX_CONTENT="100") as child, \
-            chat_client(child.url) as (client, received):
+    async with (
+        peer(tmp_path, MAX_CONTENT="100") as child,
+        chat_client(child.url) as (client, received),
+    ):
         for args, code in BAD:
             answer = await client.call("chat message", args, timeout=5)
             assert isinstance(answer, dict) and answer["error"] == code, (args, answer)
@@ -197,7 +220,7 @@ async def test_a_failed_insert_is_not_acked_and_the_retry_is_stored_once(tmp_pat
         assert received == [("first", 1), ("locked", 2)]
         assert rows(tmp_path / "peer.db") == [(1, "o-1", "first"), (2, "o-2", "locked")]
         assert (await health(child.url))["messages"] == 2
-    assert "insert failed, not acked (client offset \"o-2\")" in (tmp_path / "peer.log").read_text()
+    assert 'insert failed, not acked (client offset "o-2")' in (tmp_path / "peer.log").read_text()
 
 
 async def test_sigterm_is_graceful(tmp_path: Path) -> None:
@@ -219,12 +242,19 @@ async def test_sigterm_is_graceful(tmp_path: Path) -> None:
         ({"SQLITE_PRAGMAS": "journal_mode"}, "SQLITE_PRAGMAS: cannot read"),
     ],
 )
-def test_bad_settings_exit_2_with_one_line(tmp_path: Path, env: dict[str, str],
-                                           reason: str) -> None:
+def test_bad_settings_exit_2_with_one_line(
+    tmp_path: Path, env: dict[str, str], reason: str
+) -> None:
     node = shutil.which("node")
     assert node
-    done = subprocess.run([node, str(PEER_JS)], env={"DB": str(tmp_path / "x.db"), **env},
-                          capture_output=True, text=True, timeout=30, check=False)
+    done = subprocess.run(
+        [node, str(PEER_JS)],
+        env={"DB": str(tmp_path / "x.db"), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and reason in done.stderr, done.stderr
     assert done.stdout == ""
@@ -233,11 +263,19 @@ def test_bad_settings_exit_2_with_one_line(tmp_path: Path, env: dict[str, str],
 def test_a_store_made_for_another_level_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        conn.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                     "client_offset TEXT, content TEXT)")
+        conn.execute(
+            "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "client_offset TEXT, content TEXT)"
+        )
     node = shutil.which("node")
     assert node
-    done = subprocess.run([node, str(PEER_JS)], env={"DB": str(db)}, capture_output=True,
-                          text=True, timeout=30, check=False)
+    done = subprocess.run(
+        [node, str(PEER_JS)],
+        env={"DB": str(db)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 2
     assert "lacks a UNIQUE client_offset" in done.stderr

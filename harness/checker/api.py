@@ -1,0 +1,93 @@
+"""The checker as a pure function: (history, store snapshot) -> verdict.
+
+`check` judges two files; `check_run` judges a run directory (reading its
+params.json for the history format and the delivery level) and writes
+verdict.json and violations.jsonl beside them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from faultlab.harness.checker import classify, lifecycle, loader, metrics, model, verdict
+from faultlab.harness.checker.errors import RunDirError
+from faultlab.harness.checker.invariants import KINDS
+from faultlab.harness.checker.schema import HISTORY_FORMAT
+from faultlab.harness.checker.synth import ORDERED_LEVELS
+
+MEMORY_LIMIT = "1GB"
+
+
+def _connect(spill: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={
+        "memory_limit": MEMORY_LIMIT, "temp_directory": str(spill)
+    })
+    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def judge(history: Path, store: Path, level: str | None = None
+          ) -> tuple[verdict.Verdict, list[tuple[str, dict[str, Any]]]]:
+    """The verdict and every violation (for violations.jsonl)."""
+    ordered = level is None or level in ORDERED_LEVELS
+    with tempfile.TemporaryDirectory(prefix="faultlab-check-") as spill:
+        con = _connect(Path(spill))
+        try:
+            warnings = loader.load_history(con, history)
+            warnings += loader.load_store(con, store)
+            if con.execute("SELECT count(*) FROM h").fetchone() == (0,):
+                warnings.append(f"{history.name} is empty")
+            warnings += model.build(con, history, store)
+            if level is None:
+                warnings.append("level unknown: sender order checked as if promised")
+            classify.classify(con, ordered)
+            events, faults = lifecycle.lifecycles(con, history)
+            found = verdict.violations(con, events, faults)
+            figures = metrics.metrics(con, KINDS.index("never_delivered"))
+        finally:
+            con.close()
+    return verdict.assemble(found, figures, warnings), found
+
+
+def check(history: Path, store: Path, level: str | None = None) -> verdict.Verdict:
+    """Judge a history and a store snapshot; writes nothing."""
+    return judge(Path(history), Path(store), level)[0]
+
+
+def read_params(run_dir: Path) -> dict[str, Any]:
+    """params.json if present; refuses a history format this checker does not read."""
+    path = run_dir / "params.json"
+    if not path.exists():
+        return {}
+    try:
+        params = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise RunDirError(path, None, f"not valid JSON ({exc})") from None
+    if not isinstance(params, dict):
+        raise RunDirError(path, None, "not a JSON object")
+    fmt = params.get("history_format", HISTORY_FORMAT)
+    if fmt != HISTORY_FORMAT:
+        raise RunDirError(
+            path, None, f"history_format {fmt!r} is not supported (this checker reads "
+            f"format {HISTORY_FORMAT})"
+        )
+    return params
+
+
+def check_run(run_dir: Path) -> verdict.Verdict:
+    """Judge a run directory and write verdict.json and violations.jsonl into it."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(run_dir, None, "not a run directory")
+    params = read_params(run_dir)
+    level = params.get("level")
+    result, found = judge(run_dir / "history.jsonl", run_dir / "store.jsonl",
+                          level if isinstance(level, str) else None)
+    verdict.write(run_dir, result, found)
+    return result

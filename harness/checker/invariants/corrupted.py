@@ -1,0 +1,15 @@
+"""corrupted: a receive (or show) whose content differs from the row at its offset.
+
+The row's message is named (the client got something else in its place). A receive
+of a sent message at an offset with no row is named under that message too; when
+the message was never stored, its store outcome takes precedence.
+"""
+
+SQL = """
+SELECT r.content AS key, d.actor AS client, NULL AS how
+FROM (SELECT actor, off FROM dl WHERE bad AND NOT norow) d JOIN store r ON r.id = d.off
+UNION ALL
+SELECT d.content, d.actor, NULL
+FROM (SELECT content, actor FROM dl WHERE norow) d
+SEMI JOIN msgs m ON d.content = m.content
+"""

@@ -1,0 +1,133 @@
+"""The metrics of the verdict (DESIGN §3.4, and docs/checker.md for each definition).
+
+Latencies are summarised as p50/p95/p99/max (nearest-rank, so every figure is a real
+observation and the output is deterministic), rounded to the microsecond the
+history records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import orjson
+
+COUNTS = """
+SELECT
+  (SELECT count(*) FROM msgs) AS sends,
+  count(*) FILTER (WHERE op = 'attempt') AS attempts,
+  count(*) FILTER (WHERE op = 'attempt' AND n > 1) AS retries,
+  count(DISTINCT msg) FILTER (WHERE op = 'ack') AS acks,
+  count(DISTINCT msg) FILTER (WHERE op = 'reject') AS rejects,
+  count(DISTINCT msg) FILTER (WHERE op = 'give_up') AS give_ups,
+  count(*) FILTER (WHERE op = 'connect') AS connects,
+  count(DISTINCT actor) FILTER (WHERE op = 'connect') AS connecting,
+  count(*) FILTER (WHERE op = 'connect' AND recovered) AS recovered,
+  count(*) FILTER (WHERE op = 'recv') AS recvs,
+  count(*) FILTER (WHERE op = 'show') AS shows,
+  count(*) FILTER (WHERE op = 'fault_start') AS faults,
+  count(*) FILTER (WHERE op = 'session_start') AS sessions,
+  count(DISTINCT actor) FILTER (WHERE op = 'leave') AS left_clients,
+  coalesce(max(t), 0) - coalesce(min(t), 0) AS duration
+FROM h
+"""
+
+# Per run row: when the last converging client first showed it (NULL if one never did).
+STABLE = """
+CREATE TABLE stable AS
+WITH first_any AS (
+  SELECT s.actor, s.off, min(s.first_show) AS t FROM seen s
+  SEMI JOIN clients c ON c.actor = s.actor AND NOT c.left_run
+  WHERE s.shows > 0 GROUP BY s.actor, s.off),
+missing AS (SELECT DISTINCT key FROM cand WHERE rank = getvariable('never_rank'))
+SELECT r.id, r.content,
+       CASE WHEN r.content IN (SELECT key FROM missing) THEN NULL ELSE f.t END AS t,
+       r.content IN (SELECT key FROM missing) AS missing
+FROM run_rows r LEFT JOIN (SELECT off, max(t) AS t FROM first_any GROUP BY off) f
+  ON f.off = r.id
+"""
+
+STABLE_LATENCY = """
+SELECT s.t - m.send_t FROM messages m JOIN stable s ON s.id = m.first_id
+WHERE s.t IS NOT NULL
+"""
+
+ACK_LATENCY = "SELECT ack_t - send_t FROM messages WHERE ack_t IS NOT NULL"
+
+# Per fault_end: rows known stored by then (acked, or received by someone), and the
+# moment every converging client had shown all of them.
+RECOVERY = """
+WITH first_recv AS (SELECT off, min(first_t) AS t FROM seen GROUP BY off),
+evidence AS (
+  SELECT s.id, least(m.ack_t, fr.t) AS e, s.t AS st, s.missing
+  FROM stable s
+  LEFT JOIN messages m ON m.content = s.content
+  LEFT JOIN first_recv fr ON fr.off = s.id),
+prefix AS (
+  SELECT e, max(st) OVER w AS worst, bool_or(missing) OVER w AS miss FROM evidence
+  WHERE e IS NOT NULL WINDOW w AS (ORDER BY e, id ROWS UNBOUNDED PRECEDING)),
+upto AS (SELECT e, max(worst) AS worst, bool_or(miss) AS miss FROM prefix GROUP BY e),
+ends AS (SELECT fault, kind, end_t, end_row FROM faults WHERE end_t IS NOT NULL)
+SELECT ends.fault, ends.kind,
+       CASE WHEN upto.miss THEN NULL
+            ELSE greatest(0, coalesce(upto.worst, ends.end_t) - ends.end_t) END
+FROM ends ASOF LEFT JOIN upto ON ends.end_t >= upto.e
+ORDER BY ends.end_row
+"""
+
+REDELIVERED = "SELECT count(*) FROM seen WHERE recvs > 1 AND shows = 1"
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 6)
+
+
+def summary(con: duckdb.DuckDBPyConnection, query: str) -> dict[str, float | None]:
+    """p50/p95/p99/max of one column of values (all None when there are none)."""
+    row = con.execute(
+        f"SELECT quantile_disc(x, [0.5, 0.95, 0.99]), max(x) FROM ({query}) AS v(x)"
+    ).fetchone()
+    quantiles, top = (row or (None, None))
+    p50, p95, p99 = quantiles if quantiles else (None, None, None)
+    return {"p50": _r(p50), "p95": _r(p95), "p99": _r(p99), "max": _r(top)}
+
+
+def metrics(con: duckdb.DuckDBPyConnection, never_rank: int) -> dict[str, Any]:
+    """Every metric of the verdict; needs `cand` (for never_delivered) and `faults`."""
+    cursor = con.execute(COUNTS)
+    names = [d[0] for d in cursor.description]
+    counts = dict(zip(names, cursor.fetchone() or (), strict=True))
+    reconnects = counts["connects"] - counts["connecting"]
+    con.execute(f"SET VARIABLE never_rank = {never_rank}")
+    con.execute(STABLE)
+    clients = con.execute("SELECT count(*) FROM clients").fetchone()
+    quiesced = con.execute("SELECT quiesced FROM facts").fetchone()
+    duration = _r(counts["duration"])
+    recovery = [
+        {"fault": orjson.loads(fault), "kind": kind, "seconds": _r(seconds)}
+        for fault, kind, seconds in con.execute(RECOVERY).fetchall()
+    ]
+    return {
+        "sends": counts["sends"],
+        "attempts": counts["attempts"],
+        "retries": counts["retries"],
+        "acks": counts["acks"],
+        "rejects": counts["rejects"],
+        "give_ups": counts["give_ups"],
+        "reconnects": reconnects,
+        "recovered": counts["recovered"],
+        "recovered_ratio": _r(counts["recovered"] / reconnects) if reconnects else None,
+        "redelivered": (con.execute(REDELIVERED).fetchone() or (0,))[0],
+        "recvs": counts["recvs"],
+        "shows": counts["shows"],
+        "show_rate": _r(counts["shows"] / duration) if duration else None,
+        "sessions": counts["sessions"],
+        "clients": clients[0] if clients else 0,
+        "left": counts["left_clients"],
+        "faults": counts["faults"],
+        "duration": duration,
+        "converged": bool(quiesced and quiesced[0]),
+        "ack_latency": summary(con, ACK_LATENCY),
+        "stable_latency": summary(con, STABLE_LATENCY),
+        "recovery_time": recovery,
+    }
