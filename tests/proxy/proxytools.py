@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -24,9 +24,10 @@ class ProxyServer:
 
     url: str
     proc: subprocess.Popen[str]
+    session: requests.Session = field(default_factory=requests.Session)
 
     def call(self, method: str, path: str, body: Any = None, **kw: Any) -> requests.Response:
-        return requests.request(method, self.url + path, json=body, timeout=10, **kw)
+        return self.session.request(method, self.url + path, json=body, timeout=10, **kw)
 
 
 def start_proxy_server(*extra: str) -> ProxyServer:
@@ -52,6 +53,7 @@ def start_proxy_server(*extra: str) -> ProxyServer:
 
 def stop_proxy_server(server: ProxyServer, timeout: float = 10) -> int:
     """SIGTERM, and the exit code (the process is killed if it outstays `timeout`)."""
+    server.session.close()
     server.proc.send_signal(signal.SIGTERM)
     try:
         return server.proc.wait(timeout=timeout)
