@@ -61,8 +61,11 @@ def expectations(expected: list[str], counts: dict[str, int]) -> dict[str, list[
 def outcome(params: dict[str, Any], valid: Any, expect: dict[str, list[str]],
             limits: list[dict[str, Any]]) -> tuple[str, str, list[str]]:
     """(outcome, who decided it: 'gate' or 'report', reasons)."""
-    reasons = [f"unexpected {k}" for k in expect["unexpected"]]
-    reasons += [f"expected {k}, not observed" for k in expect["missing"]]
+    reasons = []
+    if expect["unexpected"]:
+        reasons.append("unexpected " + ", ".join(expect["unexpected"]))
+    if expect["missing"]:
+        reasons.append("expected " + ", ".join(expect["missing"]) + ", not observed")
     reasons += [f"{t['name']}: {t['observed']} vs limit {t['limit']}" for t in limits
                 if t["crossed"]]
     if valid == "unknown":

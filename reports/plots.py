@@ -50,7 +50,7 @@ def fault_colors(kinds: list[str]) -> dict[str, str]:
 
 def _svg(fig: Figure) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    fig.savefig(buf, format="svg", metadata={"Date": None})
     text = buf.getvalue()
     text = text[text.index("<svg"):]
     return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
@@ -87,7 +87,8 @@ def timeline(run: dict[str, Any], colors: dict[str, str]) -> str:
     xmax = max(run["history"]["duration"], 1e-3)
     fig = Figure(figsize=(10, 5.2))
     lanes = max(1, len({f["kind"] for f in faults}))
-    grid = fig.add_gridspec(3, 1, height_ratios=[0.28 * lanes + 0.2, 2.4, 2.0], hspace=0.12)
+    grid = fig.add_gridspec(3, 1, height_ratios=[0.28 * lanes + 0.2, 2.4, 2.0], hspace=0.12,
+                            left=0.1, right=0.86, top=0.93, bottom=0.09)
     ax_f = fig.add_subplot(grid[0])
     ax_r = fig.add_subplot(grid[1], sharex=ax_f)
     ax_l = fig.add_subplot(grid[2], sharex=ax_f)
@@ -101,7 +102,7 @@ def timeline(run: dict[str, Any], colors: dict[str, str]) -> str:
             ax_r.plot(tl["t"], values, color=color, lw=1.3, label=label,
                       ls="--" if op in ("retry", "recv") else "-")
     ax_r.set_ylabel("events / s")
-    ax_r.legend(loc="upper right", ncol=5)
+    ax_r.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0))
     ax_r.tick_params(axis="x", labelbottom=False)
     lat = tl["stable_latency"]
     t = tl["t"]
@@ -110,7 +111,7 @@ def timeline(run: dict[str, Any], colors: dict[str, str]) -> str:
         ax_l.plot(t, _nan(lat["p99"]), color="#dc2626", lw=1.3, marker=".", ms=3, label="p99")
         ax_l.scatter(t, _nan(lat["max"]), s=5, color="#6b7280", label="max", zorder=3)
         ax_l.set_yscale("log")
-        ax_l.legend(loc="upper right", ncol=3)
+        ax_l.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0))
     ax_l.set_ylabel("stable latency (s)\nby send time")
     ax_l.set_xlabel("seconds since the run started")
     q = run["history"]["quiesce"]
@@ -145,13 +146,14 @@ def latency(run: dict[str, Any]) -> str:
         ax.set_xlabel("seconds")
         ax.set_ylabel("messages")
         pct = run["metrics"].get(f"{name}_latency") or {}
-        for key, style in (("p50", "--"), ("p99", ":")):
+        for key, style, align, label in (("p50", "--", "left", " p50 {:.3g}s"),
+                                         ("p99", ":", "right", "p99 {:.3g}s ")):
             value = pct.get(key)
             if isinstance(value, int | float) and value > 0:
                 ax.axvline(value, color="#111827", lw=1, ls=style)
-                ax.annotate(f" {key} {value:.3g}s", (value, 0.97),
-                            xycoords=("data", "axes fraction"), fontsize=7, ha="left", va="top")
-    fig.subplots_adjust(wspace=0.25)
+                ax.annotate(label.format(value), (value, 0.97), xycoords=("data", "axes fraction"),
+                            fontsize=7, ha=align, va="top")
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.18, top=0.88, wspace=0.25)
     return _svg(fig)
 
 
@@ -177,16 +179,21 @@ def recovery(run: dict[str, Any], colors: dict[str, str]) -> str:
                         ha="center", va="top", fontsize=7, color="#b91c1c")
     ax.set_xticks(range(len(faults)), labels)
     ax.set_xlim(-0.6, max(len(faults), 1) - 0.4)
-    ax.set_ylabel("seconds after the fault ended")
+    ax.set_ylabel("seconds after\nthe fault ended")
+    fig.subplots_adjust(left=0.12, right=0.86, bottom=0.12, top=0.88)
     if faults:
-        ax.legend(loc="upper right")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0))
     return _svg(fig)
 
 
 def lifecycles(run: dict[str, Any], colors: dict[str, str], rows: int = 24) -> str:
     """Each listed violation as a row of its lifecycle events over the fault windows."""
-    items = [(kind, m) for kind, v in run["violations"].items() for m in v["messages"]][:rows]
-    fig = Figure(figsize=(10, 0.9 + 0.26 * len(items)))
+    kinds = [k for k, v in run["violations"].items() if v["messages"]]
+    per_kind = max(1, rows // max(len(kinds), 1))
+    items = [(k, m) for k in kinds for m in run["violations"][k]["messages"][:per_kind]]
+    height = 1.1 + 0.26 * len(items)
+    fig = Figure(figsize=(10, height))
+    fig.subplots_adjust(left=0.24, right=0.88, bottom=0.55 / height, top=1 - 0.5 / height)
     ax = fig.subplots()
     ax.set_title("Violations: each message's lifecycle against the faults", pad=14)
     _shade(ax, run["faults"], colors)
@@ -211,6 +218,5 @@ def lifecycles(run: dict[str, Any], colors: dict[str, str], rows: int = 24) -> s
     ax.set_ylim(len(items) - 0.5, -0.5)
     ax.set_xlim(0, max(run["history"]["duration"], 1e-3))
     ax.set_xlabel("seconds since the run started")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35 / max(len(items), 1) - 0.12),
-              ncol=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0))
     return _svg(fig)

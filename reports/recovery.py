@@ -9,7 +9,6 @@ count as seen from that session's start). Clients that `leave` are not judged.
 
 from __future__ import annotations
 
-import bisect
 from typing import Any
 
 import numpy as np
@@ -54,7 +53,7 @@ def per_fault(scan: HistoryScan, store: list[dict[str, Any]]) -> list[dict[str, 
     result = []
     for f in scan.faults:
         end = f.end if f.end is not None else scan.duration
-        i = bisect.bisect_left(send_times.tolist(), end) if send_times.size else 0
+        i = int(np.searchsorted(send_times, end, side="left"))
         rows = []
         for client in judged:
             rec = _recovery(scan.links.get(client, []), f.start, end)
