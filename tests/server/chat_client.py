@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import socketio
+from socketio import packet
 
 
 class _Client(socketio.AsyncClient):
@@ -95,6 +96,11 @@ class ChatClient:
             await self.sio.eio.disconnect(abort=True)
             await self.sio.disconnect()
             self.sio = None
+
+    async def namespace_disconnect(self) -> None:
+        """Send the namespace DISCONNECT packet (`socket.disconnect()`), keep the transport."""
+        assert self.sio is not None
+        await self.sio._send_packet(self.sio.packet_class(packet.DISCONNECT, namespace="/"))
 
     async def leave(self) -> None:
         """A namespace disconnect (`socket.disconnect()`): the session is not kept."""

@@ -71,7 +71,7 @@ async def test_ack_follows_the_broadcast_and_the_commit(start_server, db):
     await client.connect()
     for i in range(5):
         assert await client.send(f"m{i}", f"c-{i}") is None
-        assert ("m%d" % i, i + 1) in client.received
+        assert (f"m{i}", i + 1) in client.received
         assert rows(db)[-1] == (i + 1, f"c-{i}", f"m{i}")
     await client.leave()
 
