@@ -173,7 +173,7 @@ async def run_scenario(params: RunParams, progress: Progress | None = None) -> P
         say("connecting", {"clients": len(clients)})
         await asyncio.gather(*(c.start() for c in clients))
         await _wait_connected(clients, params.connect_deadline)
-        workload = _workload(params, history, clients)
+        workload = _workload(params, history, clients, run.path.name)
         nemesis = Nemesis(cluster, clients, history, params.schedule, seed=params.seed)
         stack.push_async_callback(nemesis.close)
         say("running", {"workload": workload, "nemesis": nemesis, "history": history})
@@ -227,11 +227,12 @@ async def _make_clients(params: RunParams, cluster: Cluster, history: History,
     return clients
 
 
-def _workload(params: RunParams, history: History, clients: list[ChatClient]) -> Any:
+def _workload(params: RunParams, history: History, clients: list[ChatClient],
+              run_id: str) -> Any:
     from faultlab.harness.workload import Workload
 
     return Workload(history, clients, params.messages, rate=params.rate,
-                    duration=params.duration, seed=params.seed)
+                    duration=params.duration, seed=params.seed, run_id=run_id)
 
 
 # -- the command line ---------------------------------------------------------------------
