@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -41,8 +42,17 @@ async def populate_from_file(proxies: ProxyCollection, path: Path) -> int:
     return len(done)
 
 
+def raise_file_limit() -> None:
+    """Allow as many sockets as the hard limit permits (Go's runtime does the same
+    for Toxiproxy): each relayed connection holds two."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 async def serve(host: str, port: int, config: Path | None, seed: int | None) -> int:
     """Serve until a signal; returns the exit code."""
+    raise_file_limit()
     proxies = ProxyCollection(random.Random(seed))
     runner = web.AppRunner(make_app(proxies), access_log=None, handle_signals=False)
     await runner.setup()
