@@ -124,7 +124,7 @@ class LeanClient:
 
     async def go_offline(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
-        self._offline_until = max(self._offline_until, loop.time() + seconds)
+        self._offline_until = loop.time() + seconds
         await self._stop_connection("offline")
         if not self._ended:
             self._runner = asyncio.create_task(self._maintain())
