@@ -17,15 +17,20 @@ _ALIASES = {"max_lost": GROUPS["lost"], "max_duplicates": GROUPS["duplicated"],
             "max_violations": VIOLATION_KINDS}
 
 
-def _observed(name: str, counts: dict[str, int], metrics: dict[str, Any]) -> tuple[Any, str]:
-    """The observed value a threshold limits and whether it is an upper ('max') or lower bound."""
+def _observed(name: str, counts: dict[str, int], metrics: dict[str, Any],
+              allowed: set[str]) -> tuple[Any, str]:
+    """The observed value a threshold limits and whether it is an upper ('max') or lower bound.
+
+    Count thresholds ignore the kinds the scenario allows (expected or tolerated), as the
+    gate does: a weak level expected to lose messages is not failed again by `max_lost`.
+    """
     m = _LATENCY.match(name)
     if m:
         return (metrics.get(f"{m.group(2)}_latency") or {}).get(m.group(1)), "max"
     if name in _ALIASES:
-        return sum(counts[k] for k in _ALIASES[name]), "max"
+        return sum(counts[k] for k in _ALIASES[name] if k not in allowed), "max"
     if name.startswith("max_") and name[4:] in VIOLATION_KINDS:
-        return counts[name[4:]], "max"
+        return (0 if name[4:] in allowed else counts[name[4:]]), "max"
     if name == "min_recovered_ratio":
         reconnects = metrics.get("reconnects") or 0
         ratio = (metrics.get("recovered") or 0) / reconnects if reconnects else None
@@ -36,12 +41,18 @@ def _observed(name: str, counts: dict[str, int], metrics: dict[str, Any]) -> tup
     return None, "unknown"
 
 
+def allowed_kinds(params: dict[str, Any]) -> set[str]:
+    """Kinds the scenario expects (must appear) or tolerates (may appear)."""
+    return {str(k) for k in (params.get("expected") or []) + (params.get("tolerated") or [])}
+
+
 def thresholds(params: dict[str, Any], counts: dict[str, int],
                metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """Every threshold with its limit, the observed value and whether it was crossed."""
     rows = []
+    allowed = allowed_kinds(params)
     for name, limit in sorted((params.get("thresholds") or {}).items()):
-        observed, bound = _observed(name, counts, metrics)
+        observed, bound = _observed(name, counts, metrics, allowed)
         crossed = False
         if observed is not None and isinstance(limit, int | float):
             crossed = observed > limit if bound == "max" else observed < limit
@@ -50,15 +61,22 @@ def thresholds(params: dict[str, Any], counts: dict[str, int],
     return rows
 
 
-def expectations(expected: list[str], counts: dict[str, int]) -> dict[str, list[str]]:
-    """Observed kinds split into expected / unexpected, and expected kinds not observed."""
+def expectations(params: dict[str, Any], counts: dict[str, int],
+                 valid: Any = True) -> dict[str, list[str]]:
+    """Observed kinds nobody allowed, expected kinds that did not show, and kinds left
+    undecided (never_delivered when quiescence did not converge: verdict "unknown")."""
     observed = [k for k in VIOLATION_KINDS if counts.get(k, 0) > 0]
+    allowed = allowed_kinds(params)
+    unexpected = [k for k in observed if k not in allowed]
+    undecided = ["never_delivered"] if valid == "unknown" and "never_delivered" in unexpected \
+        else []
     return {"observed": observed,
-            "unexpected": [k for k in observed if k not in expected],
-            "missing": [k for k in expected if counts.get(k, 0) == 0]}
+            "unexpected": [k for k in unexpected if k not in undecided],
+            "undecided": undecided,
+            "missing": [str(k) for k in params.get("expected") or [] if counts.get(k, 0) == 0]}
 
 
-def outcome(params: dict[str, Any], valid: Any, expect: dict[str, list[str]],
+def outcome(params: dict[str, Any], expect: dict[str, list[str]],
             limits: list[dict[str, Any]]) -> tuple[str, str, list[str]]:
     """(outcome, who decided it: 'gate' or 'report', reasons)."""
     reasons = []
@@ -68,11 +86,12 @@ def outcome(params: dict[str, Any], valid: Any, expect: dict[str, list[str]],
         reasons.append("expected " + ", ".join(expect["missing"]) + ", not observed")
     reasons += [f"{t['name']}: {t['observed']} vs limit {t['limit']}" for t in limits
                 if t["crossed"]]
-    if valid == "unknown":
-        reasons.append("quiescence did not converge: verdict unknown")
+    failed = bool(reasons)
+    if expect["undecided"]:
+        reasons.append("quiescence did not converge: never_delivered is undecided")
     gate = params.get("outcome")
     if gate in ("pass", "fail"):
         return gate, "gate", reasons
-    if any(not r.startswith("quiescence") for r in reasons):
+    if failed:
         return "fail", "report", reasons
-    return ("unknown" if valid == "unknown" else "pass"), "report", reasons
+    return ("unknown" if expect["undecided"] else "pass"), "report", reasons

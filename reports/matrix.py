@@ -4,7 +4,7 @@ A cell's state says whether what was observed is what the scenarios expected:
 `clean` (nothing expected, nothing seen), `expected` (the violations a weak level is
 meant to show, and only those), `unexpected` (a kind nobody expected — the red
 cell), `missing` (an expected kind that did not show: the harness did not prove
-detection), `unknown` (verdict unknown).
+detection), `unknown` (never_delivered undecided: quiescence did not converge).
 """
 
 from __future__ import annotations
@@ -28,20 +28,19 @@ def build(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for run in runs:
         key = (run["level"], run["fault_kind"])
         cell = cells.setdefault(key, {
-            "level": key[0], "fault_kind": key[1], "runs": [], "expected": [],
+            "level": key[0], "fault_kind": key[1], "runs": [], "expected": [], "tolerated": [],
             "observed": dict.fromkeys(VIOLATION_KINDS, 0), "unexpected": [], "missing": [],
             "state": "clean"})
         cell["runs"].append(run["id"])
-        for k in run["expected"]:
-            if k not in cell["expected"]:
-                cell["expected"].append(k)
+        for part in ("expected", "tolerated"):
+            cell[part] += [k for k in run[part] if k not in cell[part]]
         for k, n in run["counts"].items():
             cell["observed"][k] += n
         for part in ("unexpected", "missing"):
             cell[part] += [k for k in run["expectation"][part] if k not in cell[part]]
         state = ("unexpected" if run["expectation"]["unexpected"] else
                  "missing" if run["expectation"]["missing"] else
-                 "unknown" if run["valid"] == "unknown" else
+                 "unknown" if run["expectation"]["undecided"] else
                  "expected" if run["expectation"]["observed"] else "clean")
         if STATE_RANK[state] > STATE_RANK[cell["state"]]:
             cell["state"] = state

@@ -69,10 +69,10 @@ def run_result(rd: RunDir, run_id: str) -> dict[str, Any]:
     metrics = rd.verdict.get("metrics") or {}
     params = rd.params
     expected = [str(k) for k in params.get("expected") or []]
-    expect = judge.expectations(expected, counts)
-    limits = judge.thresholds(params, counts, metrics)
     valid = rd.verdict.get("valid")
-    outcome, outcome_by, reasons = judge.outcome(params, valid, expect, limits)
+    expect = judge.expectations(params, counts, valid)
+    limits = judge.thresholds(params, counts, metrics)
+    outcome, outcome_by, reasons = judge.outcome(params, expect, limits)
     faults = recovery.per_fault(sc, rd.store)
     rows: dict[str, list[int]] = {}
     for row in rd.store:
@@ -92,6 +92,7 @@ def run_result(rd: RunDir, run_id: str) -> dict[str, Any]:
         "level": str(params.get("level", "?")),
         "fault_kind": str(params.get("fault_kind") or "none"),
         "expected": expected,
+        "tolerated": [str(k) for k in params.get("tolerated") or []],
         "valid": valid,
         "outcome": outcome,
         "outcome_by": outcome_by,

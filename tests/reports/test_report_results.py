@@ -100,13 +100,22 @@ def test_the_gates_outcome_wins_but_the_reasons_stay(tmp_path):
 
 
 def test_unconverged_never_delivered_is_unknown(tmp_path):
-    run_dir = write_run(RunSpec(name="slow", violations={"never_delivered": 1},
-                                expected=["never_delivered"], quiesce_ok=False,
-                                thresholds={}), tmp_path / "slow")
+    run_dir = write_run(RunSpec(name="slow", violations={"never_delivered": 1}, expected=[],
+                                quiesce_ok=False, thresholds={}), tmp_path / "slow")
     doc = _results([run_dir])
     assert doc["runs"][0]["valid"] == "unknown"
     assert doc["runs"][0]["outcome"] == "unknown"
+    assert doc["runs"][0]["expectation"]["undecided"] == ["never_delivered"]
+    assert doc["matrix"]["cells"][0]["state"] == "unknown"
     assert doc["outcome"] == "unknown"
+
+
+def test_count_thresholds_ignore_the_kinds_a_scenario_allows(tmp_path):
+    spec = RunSpec(name="allowed", violations={"lost": 2, "duplicated_stored": 1},
+                   expected=["lost"], thresholds={"max_lost": 0, "max_duplicates": 0})
+    doc = _results([write_run(spec, tmp_path / "allowed")])
+    limits = {t["name"]: (t["observed"], t["crossed"]) for t in doc["runs"][0]["thresholds"]}
+    assert limits == {"max_lost": (0, False), "max_duplicates": (1, True)}
 
 
 def test_each_listed_violation_carries_its_lifecycle_and_faults(violations_run, tmp_path):
