@@ -94,9 +94,11 @@ class Cluster:
         try:
             self._http = aiohttp.ClientSession()
             self.store_max_id = await asyncio.to_thread(max_id, self.target.store, self.db)
-            await self.start_server()
-            if self.with_proxy:
-                await self._start_proxies()
+            if self.with_proxy:  # both take a second to start: start them side by side
+                _, api = await asyncio.gather(self.start_server(), self._start_proxy_api())
+                await self._create_proxies(api)
+            else:
+                await self.start_server()
         except BaseException:
             await self.close()
             raise
@@ -240,15 +242,20 @@ class Cluster:
 
     # -- the proxies -------------------------------------------------------------------------
 
-    async def _start_proxies(self) -> None:
+    async def _start_proxy_api(self) -> tuple[str, bool]:
+        """The proxy API URL: a shared Toxiproxy (``TOXIPROXY_URL``) or an embedded one."""
         shared_url = os.environ.get("TOXIPROXY_URL")
         if shared_url:
-            api = shared_url.rstrip("/")
-        else:
-            api = await self._stack.enter_async_context(
-                embedded_proxy(self.run.log("proxy"), supervisor=self.supervisor, seed=self.seed)
-            )
-        control = await ProxyControl.connect(api, shared=bool(shared_url), run_id=self.run_id)
+            return shared_url.rstrip("/"), True
+        url = await self._stack.enter_async_context(
+            embedded_proxy(self.run.log("proxy"), supervisor=self.supervisor, seed=self.seed)
+        )
+        return url, False
+
+    async def _create_proxies(self, api: tuple[str, bool]) -> None:
+        url, shared = api
+        control = await ProxyControl.connect(url, shared=shared, run_id=self.run_id)
+        self.proxies = Proxies(control, ())
         infos = []
         for g in range(self.groups):
             infos.append(await control.create(f"group{g}", f"{HOST}:{self._port}",
