@@ -15,9 +15,11 @@ from faultlab.harness.checker.invariants import ALL
 def classify(con: duckdb.DuckDBPyConnection, ordered: bool) -> None:
     """Create `cand` (every finding) and `verdict` (rank, key, msg, clients, how)."""
     con.execute(f"SET VARIABLE ordered = {'true' if ordered else 'false'}")
-    con.execute("CREATE TABLE cand (rank INTEGER, key VARCHAR, client VARCHAR, how VARCHAR)")
-    for rank, invariant in enumerate(ALL):
-        con.execute(f"INSERT INTO cand SELECT {rank}, key, client, how FROM ({invariant.sql})")
+    findings = "\nUNION ALL\n".join(
+        f"SELECT {rank} AS rank, key, client, how FROM ({invariant.sql})  -- {invariant.kind}"
+        for rank, invariant in enumerate(ALL)
+    )
+    con.execute(f"CREATE TABLE cand AS {findings}")
     con.execute(
         """
         CREATE TABLE verdict AS

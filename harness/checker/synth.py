@@ -10,6 +10,7 @@ benchmark both draw from here, so they judge the same kind of history.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -243,3 +244,176 @@ def bench_spec(events: int, seed: int = 0) -> Spec:
     return Spec(seed=seed, clients=12, messages=messages, fault_every=200,
                 refresh=min(0.01, 8 / messages), refresh_from_zero=0.1,
                 leave=min(0.01, 3 / messages))
+
+
+# --- planted defects -------------------------------------------------------------
+
+Planted = tuple[list[Event], list[Row], str, str]
+"""(events, rows, the planted message's content, the kind DESIGN's precedence gives it)"""
+
+
+def _sessions(events: list[Event]) -> list[int]:
+    """For every event, its actor's display-session number at that point."""
+    current: dict[str, int] = {}
+    out = []
+    for ev in events:
+        if ev["op"] == "session_start":
+            current[ev["actor"]] = current.get(ev["actor"], 0) + 1
+        out.append(current.get(ev["actor"], 0))
+    return out
+
+
+def _last_sessions(events: list[Event]) -> dict[str, int]:
+    sessions = _sessions(events)
+    last = {}
+    for ev, s in zip(events, sessions, strict=True):
+        last[ev["actor"]] = s
+    left = {ev["actor"] for ev in events if ev["op"] == "leave"}
+    return {a: s for a, s in last.items() if a not in left}
+
+
+def _run_row(rows: list[Row], events: list[Event], rid: int | None) -> bool:
+    base = next(ev["store_max_id"] for ev in events if ev["op"] == "run_start")
+    return rid is not None and rid > base
+
+
+def _drop_show(events: list[Event], rows: list[Row], rng: random.Random) -> Planted | None:
+    last, sessions = _last_sessions(events), _sessions(events)
+    picks = [i for i, ev in enumerate(events)
+             if ev["op"] == "show" and last.get(ev["actor"]) == sessions[i]
+             and _run_row(rows, events, ev["server_offset"])]
+    if not picks:
+        return None
+    i = rng.choice(picks)
+    content = events[i]["content"]
+    return events[:i] + events[i + 1:], rows, content, "never_delivered"
+
+
+def _show_twice(events: list[Event], rows: list[Row], rng: random.Random) -> Planted | None:
+    picks = [i for i, ev in enumerate(events) if ev["op"] == "show"]
+    if not picks:
+        return None
+    i = rng.choice(picks)
+    return [*events[:i + 1], dict(events[i]), *events[i + 1:]], rows, events[i]["content"], \
+        "duplicated_delivered"
+
+
+def _swap_shows(events: list[Event], rows: list[Row], rng: random.Random) -> Planted | None:
+    sessions = _sessions(events)
+    prev: dict[tuple[str, int], int] = {}
+    pairs = []
+    for i, ev in enumerate(events):
+        if ev["op"] == "show":
+            key = (ev["actor"], sessions[i])
+            if key in prev:
+                pairs.append((prev[key], i))
+            prev[key] = i
+    if not pairs:
+        return None
+    i, j = rng.choice(pairs)
+    out = list(events)
+    a, b = out[i], out[j]
+    out[i] = {**a, "content": b["content"], "server_offset": b["server_offset"]}
+    out[j] = {**b, "content": a["content"], "server_offset": a["server_offset"]}
+    return out, rows, a["content"], "out_of_order"
+
+
+def _acked_single_rows(events: list[Event], rows: list[Row]) -> list[tuple[Event, Row]]:
+    acked = {ev["msg"] for ev in events if ev["op"] == "ack"}
+    copies: dict[str, list[Row]] = {}
+    for row in rows:
+        copies.setdefault(row["content"], []).append(row)
+    return [(ev, copies[ev["content"]][0]) for ev in events
+            if ev["op"] == "send" and ev["msg"] in acked
+            and len(copies.get(ev["content"], [])) == 1]
+
+
+def _delete_acked_row(events: list[Event], rows: list[Row], rng: random.Random
+                      ) -> Planted | None:
+    picks = _acked_single_rows(events, rows)
+    if not picks:
+        return None
+    send, row = rng.choice(picks)
+    return events, [r for r in rows if r is not row], send["content"], "lost_acked"
+
+
+def _duplicate_row(events: list[Event], rows: list[Row], rng: random.Random) -> Planted | None:
+    picks = _acked_single_rows(events, rows)
+    if not picks:
+        return None
+    _, row = rng.choice(picks)
+    copy = {**row, "id": rows[-1]["id"] + 1}
+    return events, [*rows, copy], row["content"], "duplicated_stored"
+
+
+def _swap_sender_rows(events: list[Event], rows: list[Row], rng: random.Random
+                      ) -> Planted | None:
+    """Store two of one sender's messages, adjacent rows, in swapped order (as if the
+    server had), keeping every receive consistent with the rows."""
+    picks = _acked_single_rows(events, rows)
+    by_sender: dict[str, list[tuple[Event, Row]]] = {}
+    for send, row in picks:
+        by_sender.setdefault(send["actor"], []).append((send, row))
+    resumes = {ev["resume_from"] for ev in events if ev["op"] == "session_start"}
+    pairs = [(x, y) for sent in by_sender.values() for x, y in itertools.pairwise(sent)
+             if y[1]["id"] == x[1]["id"] + 1 and x[1]["id"] not in resumes]
+    if not pairs:
+        return None
+    (first, row_a), (second, row_b) = rng.choice(pairs)
+    a, b = row_a["id"], row_b["id"]
+    swapped = {first["content"]: b, second["content"]: a}
+    new_rows = [
+        {**row_b, "id": a} if r is row_a else {**row_a, "id": b} if r is row_b else r
+        for r in rows
+    ]
+    new_rows.sort(key=lambda r: r["id"])
+    out = [
+        {**ev, "server_offset": swapped[ev["content"]]}
+        if ev["op"] in ("recv", "show") and ev["content"] in swapped else ev
+        for ev in events
+    ]
+    return out, new_rows, second["content"], "sender_reordered"
+
+
+def _change_content(events: list[Event], rows: list[Row], rng: random.Random) -> Planted | None:
+    by_id = {r["id"]: r for r in rows}
+    picks = [i for i, ev in enumerate(events)
+             if ev["op"] == "show" and _run_row(rows, events, ev["server_offset"])]
+    if not picks:
+        return None
+    i = rng.choice(picks)
+    show = events[i]
+    garbled = f"garbled-{show['server_offset']}"
+    out = list(events)
+    for j in range(i, -1, -1):
+        ev = out[j]
+        if j == i or (ev["op"] == "recv" and ev["actor"] == show["actor"]
+                      and ev["server_offset"] == show["server_offset"]):
+            out[j] = {**ev, "content": garbled}
+            if j != i:
+                break
+    return out, rows, by_id[show["server_offset"]]["content"], "corrupted"
+
+
+def _invent_row(events: list[Event], rows: list[Row], rng: random.Random) -> Planted | None:
+    content = f"invented-{rng.randrange(10**9)}"
+    last = rows[-1]["id"] if rows else 0
+    return events, [*rows, {"id": last + 1, "client_offset": None, "content": content}], \
+        content, "phantom"
+
+
+DEFECTS: dict[str, Callable[[list[Event], list[Row], random.Random], Planted | None]] = {
+    "drop_show": _drop_show,
+    "show_twice": _show_twice,
+    "swap_shows": _swap_shows,
+    "delete_acked_row": _delete_acked_row,
+    "duplicate_row": _duplicate_row,
+    "swap_sender_rows": _swap_sender_rows,
+    "change_content": _change_content,
+    "invent_row": _invent_row,
+}
+
+
+def plant(defect: str, events: list[Event], rows: list[Row], seed: int = 0) -> Planted | None:
+    """Break exactly one message of a correct run; None when this run offers no target."""
+    return DEFECTS[defect](events, rows, random.Random(seed))
