@@ -39,8 +39,9 @@ export function validate(args, { delivery, maxContent }) {
     return ['client_offset_not_string', `client_offset must be a string, got ${typeName(clientOffset)}`];
   }
   if (clientOffset === '') return ['client_offset_empty', 'client_offset must not be empty'];
-  if (clientOffset.length > MAX_CLIENT_OFFSET) {
-    return ['client_offset_too_long', `client_offset is ${clientOffset.length} characters, the limit is ${MAX_CLIENT_OFFSET}`];
+  const length = [...clientOffset].length; // code points, as the reference server counts
+  if (length > MAX_CLIENT_OFFSET) {
+    return ['client_offset_too_long', `client_offset is ${length} characters, the limit is ${MAX_CLIENT_OFFSET}`];
   }
   return null;
 }
