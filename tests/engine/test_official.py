@@ -303,7 +303,7 @@ async def test_bad_commands_get_a_precise_error_and_the_worker_keeps_serving(run
         await run.worker.request("drop", c="nobody")
     with pytest.raises(WorkerError, match="unknown op"):
         await run.worker.request("explode")
-    with pytest.raises(WorkerError, match="config.url must be an http"):
+    with pytest.raises(WorkerError, match=r"config\.url must be an http"):
         await run.worker.request("open", c="x", config={"url": "ftp://nope", "level": "buffered"})
     with pytest.raises(ValueError, match="already exists"):
         run.client("c0"), run.client("c0")
