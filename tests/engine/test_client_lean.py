@@ -23,7 +23,9 @@ from faultlab.harness.history import History
 from faultlab.harness.rundir import create_run_dir
 from faultlab.harness.targets import load_target
 
-KNOBS = {"ping_interval": 0.5, "ping_timeout": 0.5}
+# whole seconds: python-engineio 4.15 advertises int(ping_interval) * 1000 ms, so a
+# sub-second interval reaches clients as 0 and they time out after ping_timeout alone
+KNOBS = {"ping_interval": 1.0, "ping_timeout": 0.5}
 
 
 @dataclass
