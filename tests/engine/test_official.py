@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 import socketio
@@ -60,6 +61,18 @@ class Run:
             env=self.target.environment(values), ready_url=self.target.health,
         )
         return self.server
+
+    async def arm(self, name: str, action: str, **fields: int) -> None:
+        """Arm a failpoint in the reference server through its admin route."""
+        assert self.server is not None and self.server.url is not None
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{self.server.url}/admin/failpoints",
+                json={"name": name, "action": action, **fields},
+            ) as r,
+        ):
+            assert r.status == 200, await r.text()
 
     def client(self, cid: str, url: str | None = None, **knobs: Any) -> OfficialClient:
         url = url or (self.server.url if self.server else None)
@@ -131,8 +144,11 @@ async def test_other_transports_deliver(run: Run, transport: str) -> None:
     assert [r["content"] for r in run.rows()] == ["over-" + transport]
 
 
-async def test_recovery_after_an_abrupt_close_replays_missed_messages(run: Run) -> None:
-    await run.start_target("node-peer", "exactly-once", recovery="memory")
+@pytest.mark.parametrize("target", ["node-peer", "reference"])
+async def test_recovery_after_an_abrupt_close_replays_missed_messages(
+    run: Run, target: str
+) -> None:
+    await run.start_target(target, "exactly-once", recovery="memory")
     sender = run.client("c0", recovery="memory")
     reader = run.client("c1", recovery="memory", reconnect_delay=0.5)
     await asyncio.gather(sender.start(), reader.start())
@@ -154,14 +170,21 @@ async def test_recovery_after_an_abrupt_close_replays_missed_messages(run: Run) 
     assert replay["content"] == "missed" and isinstance(replay["csr_offset"], str)
 
 
-async def test_no_recovery_before_any_event_socketio_5538(run: Run) -> None:
-    """A client that received nothing has no offset to send, so it cannot recover."""
-    await run.start_target("node-peer", "exactly-once", recovery="memory")
+@pytest.mark.parametrize(("target", "recovered"), [("node-peer", False), ("reference", True)])
+async def test_no_recovery_before_any_event_socketio_5538(
+    run: Run, target: str, recovered: bool
+) -> None:
+    """A client that received nothing sends `pid` without `offset` (#5538).
+
+    The official server cannot restore that session; the reference server restores it
+    from the session's origin on purpose.
+    """
+    await run.start_target(target, "exactly-once", recovery="memory")
     quiet = run.client("c0", recovery="memory")
     await quiet.start()
     await quiet.drop_transport()
     await until(lambda: len(run.events("c0", "connect")) == 2, what="reconnection")
-    assert [c["recovered"] for c in run.events("c0", "connect")] == [False, False]
+    assert [c["recovered"] for c in run.events("c0", "connect")] == [False, recovered]
 
 
 async def test_ack_timeout_retries_and_exactly_once_stores_one_row(run: Run) -> None:
@@ -197,6 +220,38 @@ async def test_retry_after_a_reconnect_stores_a_duplicate_socketio_5334(run: Run
     assert ("attempt", 2) in ops[4:]
     assert [e["msg"] for e in run.events("c0", "ack")] == [msg]
     assert [r["content"] for r in run.rows()] == ["twice", "twice"]
+
+
+async def test_a_delayed_ack_is_retried_and_stored_once_at_exactly_once(run: Run) -> None:
+    """The reference server commits, then holds the ack longer than the client waits."""
+    await run.start_target("reference", "exactly-once")
+    await run.arm("after_commit", "delay", ms=800, count=1)
+    a = run.client("c0", ack_timeout=0.2)
+    await a.start()
+    msg = await a.send("slow ack")
+    await until(lambda: a.pending() == 0, what="the ack")
+    attempts = [e["n"] for e in run.events("c0", "attempt")]
+    assert attempts[:2] == [1, 2]
+    assert [e["msg"] for e in run.events("c0", "ack")] == [msg]
+    assert [r["content"] for r in run.rows()] == ["slow ack"]
+
+
+async def test_reference_server_duplicates_a_retry_after_reconnect_at_least_once(
+    run: Run,
+) -> None:
+    """socket.io #5334 on the reference server: committed, ack lost with the transport."""
+    await run.start_target("reference", "at-least-once")
+    await run.arm("after_commit", "delay", ms=500, count=1)
+    a = run.client("c0", level="at-least-once", ack_timeout=30.0)
+    await a.start()
+    msg = await a.send("once?")
+    await until(lambda: run.events("c0", "attempt"), what="the first attempt")
+    await until(lambda: len(run.rows()) == 1, what="the first row committed")
+    await a.drop_transport()
+    await until(lambda: a.pending() == 0, what="the ack after reconnecting")
+    assert [e["n"] for e in run.events("c0", "attempt")] == [1, 2]
+    assert [e["msg"] for e in run.events("c0", "ack")] == [msg]
+    assert [r["content"] for r in run.rows()] == ["once?", "once?"]
 
 
 async def test_retries_exhausted_give_up(run: Run) -> None:
