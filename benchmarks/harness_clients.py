@@ -1,0 +1,203 @@
+"""Harness client figures: the lean client against python-socketio's AsyncClient.
+
+Three figures, in one run, against the reference server behind the embedded proxy:
+
+1. connect: N lean clients connected through the proxy in this one process — time
+   to connect them all, resident memory per 1,000 clients, and one broadcast that
+   every one of them receives and records;
+2. CPU per received message: C clients, one of them sending at R messages/s for D
+   seconds; the harness process's own CPU time (server and proxy are other
+   processes) over the steady state (connects excluded), divided by the `recv`
+   events recorded (`show` recorded too) — lean client, then the stock client;
+3. recording overhead: the lean phase again with `History(None)`.
+
+    .venv/bin/python benchmarks/harness_clients.py            # the issue's figures
+    .venv/bin/python benchmarks/harness_clients.py --duration 5 --connect-clients 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import platform
+import random
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+import socketio
+
+from faultlab.harness.clients.base import ClientConfig
+from faultlab.harness.clients.lean import LeanClient
+from faultlab.harness.clients.receive import policy
+from faultlab.harness.cluster import Cluster
+from faultlab.harness.history import History
+from faultlab.harness.rundir import create_run_dir
+from faultlab.harness.targets import load_target
+
+
+async def until(cond: Callable[[], bool], what: str, deadline: float) -> None:
+    end = time.monotonic() + deadline
+    while not cond():
+        if time.monotonic() > end:
+            raise TimeoutError(f"not within {deadline}s: {what}")
+        await asyncio.sleep(0.02)
+
+
+class StockClient:
+    """python-socketio's AsyncClient receiving and recording exactly as the lean one does."""
+
+    def __init__(self, cid: str, url: str, history: History) -> None:
+        self.id, self.url, self.history = cid, url, history
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.policy = policy("strict")
+        self.received = 0
+        self.sio.on("chat message", self._on_message)
+
+    async def _on_message(self, *args: Any) -> None:
+        content = args[0] if args else None
+        offset = args[1] if len(args) > 1 else None
+        self.received += 1
+        self.history.record(self.id, "recv", content=content, server_offset=offset,
+                            csr_offset=None)
+        if self.policy.accept(offset):
+            self.history.record(self.id, "show", content=content, server_offset=offset)
+
+    async def start(self) -> None:
+        await self.sio.connect(self.url, transports=["websocket"],
+                               auth=lambda: {"serverOffset": self.policy.server_offset})
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
+
+
+def received_by(clients: list[Any]) -> int:
+    total = 0
+    for c in clients:
+        total += c.received if isinstance(c, StockClient) else len(c.shown())
+    return total
+
+
+async def connect_figure(cluster: Cluster, n: int, out: Path) -> dict[str, float]:
+    proc = psutil.Process()
+    async with (
+        History(out / "connect.jsonl") as history,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
+    ):
+        rss0 = proc.memory_info().rss
+        clients = [
+            LeanClient(ClientConfig(f"c{i}", cluster.client_url(i), "exactly-once",
+                                    connect_timeout=30.0), history, http=http,
+                       rng=random.Random(i))
+            for i in range(n)
+        ]
+        t0 = time.perf_counter()
+        for c in clients:
+            await c.start()
+        await until(lambda: all(c.connected for c in clients), f"{n} connected", 120)
+        connect_s = time.perf_counter() - t0
+        rss1 = proc.memory_info().rss
+        msg_t0 = time.perf_counter()
+        await clients[0].send("hello everyone")
+        await until(lambda: all(c.shown() for c in clients), "everyone shows it", 60)
+        broadcast_s = time.perf_counter() - msg_t0
+        for c in clients:
+            await c.close()
+    return {
+        "clients": n, "connect_s": connect_s, "rss_mb_per_1000": (rss1 - rss0) / n * 1000 / 2**20,
+        "broadcast_all_received_s": broadcast_s, "history_events": history.count,
+    }
+
+
+async def cpu_figure(cluster: Cluster, kind: str, record: bool, n: int, rate: float,
+                     duration: float, out: Path) -> dict[str, float]:
+    """Harness CPU per received message in steady state (connects excluded)."""
+    path = out / f"cpu-{kind}-{'rec' if record else 'norec'}.jsonl" if record else None
+    async with (
+        History(path) as history,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
+    ):
+        clients: list[Any]
+        if kind == "lean":
+            clients = [LeanClient(ClientConfig(f"c{i}", cluster.client_url(i), "exactly-once"),
+                                  history, http=http, rng=random.Random(i)) for i in range(n)]
+        else:
+            clients = [StockClient(f"c{i}", cluster.client_url(i), history) for i in range(n)]
+        sender = LeanClient(ClientConfig("sender", cluster.client_url(n), "exactly-once"),
+                            history, http=http, rng=random.Random(n))
+        try:
+            for c in clients:
+                await c.start()
+            await sender.start()
+            await until(lambda: sender.connected and all(
+                c.connected if isinstance(c, LeanClient) else c.sio.connected
+                for c in clients), "connected", 60)
+            base = received_by(clients)
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            count = int(rate * duration)
+            for i in range(count):
+                wait = start + i / rate - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await sender.send(f"{kind}:{record}:{i}")
+            expected = base + count * n
+            with contextlib.suppress(TimeoutError):
+                await until(lambda: received_by(clients) >= expected, "all received", 30)
+            cpu = time.process_time() - cpu0
+            wall = time.perf_counter() - wall0
+            got = received_by(clients) - base
+        finally:
+            for c in clients:
+                await c.close()
+            await sender.close()
+    return {"client": kind, "recording": record, "received": got, "expected": count * n,
+            "wall_s": wall, "cpu_s": cpu, "cpu_us_per_msg": cpu / max(got, 1) * 1e6,
+            "harness_cpu_share": cpu / wall}
+
+
+async def main(args: argparse.Namespace) -> None:
+    out = Path(tempfile.mkdtemp(prefix="faultlab-bench-"))
+    knobs = {"ping_interval": 25.0, "ping_timeout": 20.0}
+    print(f"machine: {platform.machine()} {psutil.cpu_count()} cpus, "
+          f"python {platform.python_version()}, load {psutil.getloadavg()}")
+
+    def cluster(name: str) -> Cluster:  # a fresh store per phase: no catch-up in the window
+        return Cluster(create_run_dir(out / name), load_target(), "exactly-once", knobs=knobs)
+
+    if args.connect_clients:
+        async with cluster("connect") as c:
+            print("connect:", await connect_figure(c, args.connect_clients, out))
+    per: dict[tuple[str, bool], list[float]] = {}
+    for r_ in range(args.rounds):
+        for kind, record in (("lean", True), ("lean", False), ("stock", True)):
+            async with cluster(f"{kind}-{record}-{r_}") as c:
+                r = await cpu_figure(c, kind, record, args.clients, args.rate, args.duration,
+                                     out)
+            per.setdefault((kind, record), []).append(r["cpu_us_per_msg"])
+            print("cpu:", {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()})
+    lean, bare, stock = (statistics.median(per[k]) for k in
+                         (("lean", True), ("lean", False), ("stock", True)))
+    print(f"median lean CPU per received message: {lean:.1f} µs "
+          f"(stock {stock:.1f} µs, stock/lean {stock / lean:.1f}x)")
+    print(f"recording overhead: {(lean / bare - 1) * 100:+.1f} % ({bare:.1f} -> {lean:.1f} µs)")
+    print(f"peak RSS of this process: "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--connect-clients", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=1)
+    asyncio.run(main(parser.parse_args()))
