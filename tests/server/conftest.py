@@ -9,7 +9,7 @@ import pytest
 
 from faultlab.harness.processes import Child, Supervisor, faultlab_argv
 
-FAST = ["--ping-interval", "0.5", "--ping-timeout", "0.5", "--busy-timeout", "300"]
+FAST = ["--ping-interval", "2", "--ping-timeout", "2", "--busy-timeout", "300"]
 
 StartServer = Callable[..., Awaitable[Child]]
 
