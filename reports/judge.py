@@ -36,7 +36,9 @@ def _observed(name: str, counts: dict[str, int], metrics: dict[str, Any],
         ratio = (metrics.get("recovered") or 0) / reconnects if reconnects else None
         return (None if ratio is None else round(ratio, 4)), "min"
     if name == "max_recovery_time":
-        times = [x for x in metrics.get("recovery_time") or [] if isinstance(x, int | float)]
+        times = [x.get("seconds") if isinstance(x, dict) else x
+                 for x in metrics.get("recovery_time") or []]
+        times = [x for x in times if isinstance(x, int | float)]
         return (max(times) if times else None), "max"
     return None, "unknown"
 

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 # Applied with matplotlib.rc_context around drawing, never to the global rcParams.
 STYLE = {
@@ -54,6 +55,15 @@ def _svg(fig: Figure) -> str:
     text = buf.getvalue()
     text = text[text.index("<svg"):]
     return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+
+
+def _latency_scale(ax: Any, values: list[float | None]) -> None:
+    """A log y scale only when latencies span decades; plain numbers either way."""
+    positive = [v for v in values if v is not None and v > 0]
+    if positive and max(positive) / min(positive) > 20:
+        ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _fault_lanes(ax: Any, faults: list[dict], colors: dict[str, str], xmax: float) -> None:
@@ -110,7 +120,7 @@ def timeline(run: dict[str, Any], colors: dict[str, str]) -> str:
         ax_l.plot(t, _nan(lat["p50"]), color="#2563eb", lw=1.3, marker=".", ms=3, label="p50")
         ax_l.plot(t, _nan(lat["p99"]), color="#dc2626", lw=1.3, marker=".", ms=3, label="p99")
         ax_l.scatter(t, _nan(lat["max"]), s=5, color="#6b7280", label="max", zorder=3)
-        ax_l.set_yscale("log")
+        _latency_scale(ax_l, lat["p50"] + lat["max"])
         ax_l.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0))
     ax_l.set_ylabel("stable latency (s)\nby send time")
     ax_l.set_xlabel("seconds since the run started")
@@ -143,16 +153,18 @@ def latency(run: dict[str, Any]) -> str:
         edges = hist["edges"]
         ax.stairs(hist["counts"], edges, fill=True, color=color, alpha=0.5)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("seconds")
         ax.set_ylabel("messages")
         pct = run["metrics"].get(f"{name}_latency") or {}
-        for key, style, align, label in (("p50", "--", "left", " p50 {:.3g}s"),
-                                         ("p99", ":", "right", "p99 {:.3g}s ")):
+        for key, style, height in (("p50", "--", 0.97), ("p99", ":", 0.86)):
             value = pct.get(key)
             if isinstance(value, int | float) and value > 0:
                 ax.axvline(value, color="#111827", lw=1, ls=style)
-                ax.annotate(label.format(value), (value, 0.97), xycoords=("data", "axes fraction"),
-                            fontsize=7, ha=align, va="top")
+                ax.annotate(f"{key} {value:.3g}s ", (value, height), fontsize=7, ha="right",
+                            va="top", xycoords=("data", "axes fraction"),
+                            bbox={"fc": "white", "ec": "none", "pad": 0.5})
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.18, top=0.88, wspace=0.25)
     return _svg(fig)
 

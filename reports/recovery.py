@@ -1,7 +1,8 @@
 """Per client, after each fault: how long until it reconnected and until it converged.
 
 Recovery time: from the fault's end to the client's first connect after a disconnect
-that happened inside the fault window (0 if it was back before the fault ended).
+that happened inside the fault window, widened by LEAD before and GRACE after (0 if
+it was back before the fault ended).
 Convergence time: from the fault's end until the client had shown every stored
 message sent before the fault ended (rows at or below a session's `resume_from`
 count as seen from that session's start). Clients that `leave` are not judged.
@@ -15,12 +16,14 @@ import numpy as np
 
 from faultlab.reports.scan import Fault, HistoryScan
 
+LEAD = 0.25  # the nemesis logs fault_start after acting: a disconnect may come first
 GRACE = 1.0  # a disconnect this soon after a fault's end is still that fault's doing
+CLIENT_CLOSE = "io client disconnect"  # the client hanging up on purpose is no fault's doing
 
 
 def _recovery(links: list[tuple[float, str, Any]], start: float, end: float) -> dict[str, Any]:
-    down = next((t for t, op, _ in links if op == "disconnect" and start <= t <= end + GRACE),
-                None)
+    down = next((t for t, op, why in links if op == "disconnect" and why != CLIENT_CLOSE
+                 and start - LEAD <= t <= end + GRACE), None)
     if down is None:
         return {"disconnected": False, "seconds": None, "recovered": None}
     back = next(((t, r) for t, op, r in links if op == "connect" and t > down), None)

@@ -74,6 +74,10 @@ def run_result(rd: RunDir, run_id: str) -> dict[str, Any]:
     limits = judge.thresholds(params, counts, metrics)
     outcome, outcome_by, reasons = judge.outcome(params, expect, limits)
     faults = recovery.per_fault(sc, rd.store)
+    checker_recovery = {str(x.get("fault")): x.get("seconds")
+                        for x in metrics.get("recovery_time") or [] if isinstance(x, dict)}
+    for f in faults:
+        f["checker_recovery_seconds"] = checker_recovery.get(f["fault"])
     rows: dict[str, list[int]] = {}
     for row in rd.store:
         if str(row.get("content")) in watch:
@@ -89,6 +93,7 @@ def run_result(rd: RunDir, run_id: str) -> dict[str, Any]:
         "id": run_id,
         "dir": str(rd.path),
         **{f: params.get(f) for f in PARAM_FIELDS},
+        "name": str(params.get("scenario") or rd.path.name),
         "level": str(params.get("level", "?")),
         "fault_kind": str(params.get("fault_kind") or "none"),
         "expected": expected,

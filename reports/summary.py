@@ -44,7 +44,7 @@ def markdown(results: dict[str, Any], report_link: str = "index.html") -> str:
         out.append("")
         for r in failed[:MAX_FAILED]:
             why = "; ".join(r["reasons"]) or "failed by the gate"
-            out.append(f"- {ICON[r['outcome']]} `{r['scenario']}` ({r['level']}, "
+            out.append(f"- {ICON[r['outcome']]} `{r['name']}` ({r['level']}, "
                        f"{r['fault_kind']}, seed {r['seed']}): {why}")
             if r.get("replay"):
                 out.append(f"  replay: `{r['replay']}`")

@@ -261,10 +261,12 @@ class _Sim:
         acked = [m for m in self.msgs if m.ack_t is not None]
         ack_lat = [m.ack_t - m.send_t for m in acked]
         stable = [max(m.first_show.values()) - m.send_t for m in self.msgs if m.first_show]
-        recovery = []
+        worst: dict[str, float] = {}
         for _, up, _ in self.connects:
             fault = [f for f in self.faults if f["start"] <= up][-1]
-            recovery.append(round(max(0.0, up - fault["end"]), 6))
+            worst[fault["fault"]] = max(worst.get(fault["fault"], 0.0), up - fault["end"])
+        recovery = [{"fault": f["fault"], "kind": f["kind"],
+                     "seconds": round(worst.get(f["fault"], 0.0), 6)} for f in self.faults]
         attempts = sum(len(m.attempts) for m in self.msgs)
         return {
             "sends": len(self.msgs),

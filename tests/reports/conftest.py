@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from faultlab.reports import render
 from faultlab.reports.synthetic import RunSpec, every_kind, write_run
 
 
@@ -29,3 +30,12 @@ def weak_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                    violations={"lost": 3}, expected=["lost"],
                    thresholds={"max_duplicates": 0})
     return write_run(spec, tmp_path_factory.mktemp("runs") / "weak")
+
+
+@pytest.fixture(scope="session")
+def rendered(clean_run: Path, violations_run: Path, weak_run: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One full render of the three runs, shared by the tests that read the written files."""
+    out = tmp_path_factory.mktemp("report")
+    render([clean_run, violations_run, weak_run], out)
+    return out

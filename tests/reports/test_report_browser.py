@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from faultlab.reports import render
-
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -22,9 +20,8 @@ pytestmark = [
 ]
 
 
-def test_the_report_opens_cleanly_and_shows_matrix_and_timeline(clean_run, violations_run,
-                                                                weak_run, tmp_path):
-    index = render([clean_run, violations_run, weak_run], tmp_path / "report")
+def test_the_report_opens_cleanly_and_shows_matrix_and_timeline(rendered, tmp_path):
+    index = rendered / "index.html"
     shot = tmp_path / "report.png"
     done = subprocess.run(
         ["node", str(HERE / "browser_check.js"), str(index), str(shot), str(tmp_path / "profile")],

@@ -14,10 +14,10 @@ def _run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_report_writes_three_files_and_appends_the_summary(clean_run, weak_run, tmp_path):
+def test_report_writes_three_files_and_appends_the_summary(weak_run, tmp_path):
     step_summary = tmp_path / "step.md"
     step_summary.write_text("before\n")
-    done = _run(clean_run, weak_run, "-o", tmp_path / "out", "--summary", step_summary,
+    done = _run(weak_run, "-o", tmp_path / "out", "--summary", step_summary,
                 cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["faultlab delivery report: ✅ PASS",

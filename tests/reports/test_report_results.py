@@ -18,12 +18,6 @@ def _results(run_dirs: list[Path]) -> dict:
     return orjson.loads(orjson.dumps(build(run_dirs)))
 
 
-@pytest.fixture(scope="module")
-def rendered(clean_run, violations_run, weak_run, tmp_path_factory) -> Path:
-    """One full render shared by the tests that read the written files."""
-    out = tmp_path_factory.mktemp("report")
-    render([clean_run, violations_run, weak_run], out)
-    return out
 
 
 def _verdict(run_dir: Path) -> dict:
