@@ -18,7 +18,6 @@ import orjson
 
 from faultlab.harness.checker.errors import RunDirError
 from faultlab.harness.checker.schema import (
-    BAD_ROW_SQL,
     HISTORY_COLUMNS,
     STORE_COLUMNS,
     line_problem,
@@ -129,8 +128,10 @@ def _load(con: duckdb.DuckDBPyConnection, table: str, path: Path, columns: dict[
 
 
 def load_history(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
-    """Table `h` (rowid = index of the line among non-blank lines); returns warnings."""
-    return _load(con, "h", path, HISTORY_COLUMNS, line_problem, BAD_ROW_SQL)
+    """Table `h` (rowid = index of the line among non-blank lines); returns warnings.
+
+    Missing required fields are detected later, in the same pass as the run's facts."""
+    return _load(con, "h", path, HISTORY_COLUMNS, line_problem, None)
 
 
 def load_store(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:

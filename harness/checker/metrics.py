@@ -12,26 +12,6 @@ from typing import Any
 import duckdb
 import orjson
 
-COUNTS = """
-SELECT
-  (SELECT count(*) FROM msgs) AS sends,
-  count(*) FILTER (WHERE op = 'attempt') AS attempts,
-  count(*) FILTER (WHERE op = 'attempt' AND n > 1) AS retries,
-  count(DISTINCT msg) FILTER (WHERE op = 'ack') AS acks,
-  count(DISTINCT msg) FILTER (WHERE op = 'reject') AS rejects,
-  count(DISTINCT msg) FILTER (WHERE op = 'give_up') AS give_ups,
-  count(*) FILTER (WHERE op = 'connect') AS connects,
-  count(DISTINCT actor) FILTER (WHERE op = 'connect') AS connecting,
-  count(*) FILTER (WHERE op = 'connect' AND recovered) AS recovered,
-  count(*) FILTER (WHERE op = 'recv') AS recvs,
-  count(*) FILTER (WHERE op = 'show') AS shows,
-  count(*) FILTER (WHERE op = 'fault_start') AS faults,
-  count(*) FILTER (WHERE op = 'session_start') AS sessions,
-  count(DISTINCT actor) FILTER (WHERE op = 'leave') AS left_clients,
-  coalesce(max(t), 0) - coalesce(min(t), 0) AS duration
-FROM h
-"""
-
 # Per run row: when the last converging client first showed it (NULL if one never did).
 STABLE = """
 CREATE TABLE stable AS
@@ -93,15 +73,14 @@ def summary(con: duckdb.DuckDBPyConnection, query: str) -> dict[str, float | Non
 
 
 def metrics(con: duckdb.DuckDBPyConnection, never_rank: int) -> dict[str, Any]:
-    """Every metric of the verdict; needs `cand` (for never_delivered) and `faults`."""
-    cursor = con.execute(COUNTS)
+    """Every metric of the verdict; needs `facts`, `cand` (for never_delivered), `faults`."""
+    cursor = con.execute("SELECT * FROM facts")
     names = [d[0] for d in cursor.description]
     counts = dict(zip(names, cursor.fetchone() or (), strict=True))
     reconnects = counts["connects"] - counts["connecting"]
     con.execute(f"SET VARIABLE never_rank = {never_rank}")
     con.execute(STABLE)
     clients = con.execute("SELECT count(*) FROM clients").fetchone()
-    quiesced = con.execute("SELECT quiesced FROM facts").fetchone()
     duration = _r(counts["duration"])
     recovery = [
         {"fault": orjson.loads(fault), "kind": kind, "seconds": _r(seconds)}
@@ -126,7 +105,7 @@ def metrics(con: duckdb.DuckDBPyConnection, never_rank: int) -> dict[str, Any]:
         "left": counts["left_clients"],
         "faults": counts["faults"],
         "duration": duration,
-        "converged": bool(quiesced and quiesced[0]),
+        "converged": bool(counts["quiesced"]),
         "ack_latency": summary(con, ACK_LATENCY),
         "stable_latency": summary(con, STABLE_LATENCY),
         "recovery_time": recovery,

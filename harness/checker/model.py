@@ -15,14 +15,32 @@ from pathlib import Path
 import duckdb
 
 from faultlab.harness.checker.errors import RunDirError
-from faultlab.harness.checker.loader import physical_line
+from faultlab.harness.checker.loader import physical_line, scan
+from faultlab.harness.checker.schema import BAD_ROW_SQL, line_problem
 
 TABLES = """
 CREATE TABLE facts AS SELECT
-  coalesce((SELECT store_max_id FROM h WHERE op = 'run_start' ORDER BY rowid LIMIT 1), 0)
-    AS store_max_id,
-  (SELECT ok FROM h WHERE op = 'quiesce_end' ORDER BY rowid DESC LIMIT 1) AS quiesced,
-  (SELECT count(*) FROM h WHERE op = 'run_start') AS run_starts;
+  coalesce(arg_min(store_max_id, rowid) FILTER (WHERE op = 'run_start'), 0) AS store_max_id,
+  arg_max(ok, rowid) FILTER (WHERE op = 'quiesce_end') AS quiesced,
+  count(*) FILTER (WHERE op = 'run_start') AS run_starts,
+  min(rowid) FILTER (WHERE {bad_row}) AS bad_row,
+  count(*) AS events,
+  count(*) FILTER (WHERE op = 'send') AS sends,
+  count(*) FILTER (WHERE op = 'attempt') AS attempts,
+  count(*) FILTER (WHERE op = 'attempt' AND n > 1) AS retries,
+  count(DISTINCT msg) FILTER (WHERE op = 'ack') AS acks,
+  count(DISTINCT msg) FILTER (WHERE op = 'reject') AS rejects,
+  count(DISTINCT msg) FILTER (WHERE op = 'give_up') AS give_ups,
+  count(*) FILTER (WHERE op = 'connect') AS connects,
+  count(DISTINCT actor) FILTER (WHERE op = 'connect') AS connecting,
+  count(*) FILTER (WHERE op = 'connect' AND recovered) AS recovered,
+  count(*) FILTER (WHERE op = 'recv') AS recvs,
+  count(*) FILTER (WHERE op = 'show') AS shows,
+  count(*) FILTER (WHERE op = 'fault_start') AS faults,
+  count(*) FILTER (WHERE op = 'session_start') AS sessions,
+  count(DISTINCT actor) FILTER (WHERE op = 'leave') AS left_clients,
+  coalesce(max(t), 0) - coalesce(min(t), 0) AS duration
+FROM h;
 
 CREATE TABLE msgs AS
 SELECT rowid AS row, t AS send_t, actor AS sender, msg, content FROM h WHERE op = 'send';
@@ -103,9 +121,14 @@ def build(con: duckdb.DuckDBPyConnection, history: Path, store: Path) -> list[st
     ).fetchone()
     if dup and dup[0] is not None:
         raise RunDirError(store, physical_line(store, dup[0]), "a second row with the same id")
-    for statement in TABLES.split(";\n"):
-        if statement.strip():
-            con.execute(statement)
+    statements = [s for s in TABLES.format(bad_row=BAD_ROW_SQL).split(";\n") if s.strip()]
+    con.execute(statements[0])
+    bad = con.execute("SELECT bad_row FROM facts").fetchone()
+    if bad and bad[0] is not None:
+        scan(history, line_problem)
+        raise RunDirError(history, physical_line(history, bad[0]), "malformed line")
+    for statement in statements[1:]:
+        con.execute(statement)
     for query, message in CONSISTENCY:
         row = con.execute(query).fetchone()
         if row and row[0] is not None:
