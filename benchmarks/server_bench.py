@@ -39,7 +39,7 @@ from typing import Any
 
 import psutil
 
-from faultlab.harness.processes import Supervisor
+from faultlab.harness.processes import ChildFailed, Supervisor
 from faultlab.harness.targets import load_target
 
 HERE = Path(__file__).resolve().parent
@@ -126,7 +126,7 @@ async def one_run(server: str, workload: str, rnd: int, args: argparse.Namespace
         try:
             cpu_start = cpu_end = gen_start = gen_end = 0.0
             result: dict[str, Any] | None = None
-            deadline = args.warmup + args.duration + 30
+            deadline = args.warmup + args.duration + 60  # the generator's drain is 10 s at most
             async with asyncio.timeout(deadline):
                 assert gen.stdout is not None
                 async for raw in gen.stdout:
@@ -220,12 +220,18 @@ async def main(args: argparse.Namespace) -> int:
         if w not in WORKLOADS:
             raise SystemExit(f"unknown workload {w!r} ({', '.join(WORKLOADS)})")
     runs: list[Run] = []
+    errors: list[str] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="faultlab-bench-") as tmp:
         for rnd in range(args.rounds):
             for w in workloads:
                 for s in servers:  # interleaved, so drift in the machine's load hits all alike
-                    run = await one_run(s, w, rnd, args, Path(tmp))
+                    try:
+                        run = await one_run(s, w, rnd, args, Path(tmp))
+                    except (TimeoutError, RuntimeError, ChildFailed) as exc:
+                        errors.append(f"round {rnd + 1} ({w}) {s}: {exc!r}")
+                        print(errors[-1], file=sys.stderr)
+                        continue
                     runs.append(run)
                     print(f"round {rnd + 1} ({w}) {s}: {run.acks_per_s:,.0f} acked/s, "
                           f"{run.cpu_us_per_ack:.1f} µs CPU/ack, "
@@ -235,6 +241,9 @@ async def main(args: argparse.Namespace) -> int:
     print(table(runs, servers, workloads))
     print()
     print(ratios(runs, workloads))
+    if errors:
+        print(f"\n{len(errors)} run(s) did not finish and are left out:")
+        print("\n".join(f"- {e}" for e in errors))
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in runs], indent=1))
     return 0
