@@ -1,0 +1,118 @@
+"""A recorded run end to end: `run_scenario` and the `faultlab run` command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from faultlab.harness.run import RunParams, run_scenario
+from faultlab.harness.schedule import parse_schedule
+
+FAST = {"knobs": {"ping_interval": 1.0, "ping_timeout": 1.0}, "ack_timeout": 0.5,
+        "reconnect_delay": 0.05, "quiesce_deadline": 10.0}
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
+
+
+async def test_a_run_under_a_partition_is_recorded_and_checked(tmp_path: Path) -> None:
+    schedule = parse_schedule([{"at": 0.0, "duration": 0.4, "kind": "partition",
+                                "target": "group:0"}])
+    run_dir = await run_scenario(RunParams(
+        clients=3, messages=4, groups=2, schedule=schedule, seed=5, out=tmp_path / "run",
+        scenario="test-partition", **FAST))
+    assert run_dir == (tmp_path / "run").resolve()
+    params = orjson.loads((run_dir / "params.json").read_bytes())
+    assert params["history_format"] == 1
+    assert params["fault_kind"] == "partition"
+    assert params["schedule"] == [f.to_json() for f in schedule]
+    assert "--faults" in params["replay"] and "--seed 5" in params["replay"]
+    history = lines(run_dir / "history.jsonl")
+    ops = [e["op"] for e in history]
+    assert ops[0] == "run_start" and history[0]["store_max_id"] == 0
+    assert ops.count("send") == 12
+    assert [e["op"] for e in history if e["actor"] == "nemesis"] == ["fault_start", "fault_end"]
+    assert [e["ok"] for e in history if e["op"] == "quiesce_end"] == [True]
+    store = lines(run_dir / "store.jsonl")
+    assert sorted(r["content"] for r in store) == sorted(
+        e["content"] for e in history if e["op"] == "send")
+    verdict = orjson.loads((run_dir / "verdict.json").read_bytes())
+    assert verdict["valid"] is True
+    assert (run_dir / "logs" / "server.log").exists() and (run_dir / "logs" / "proxy.log").exists()
+
+
+async def test_a_run_that_cannot_converge_says_so(tmp_path: Path) -> None:
+    """A server without catch-up: a client cut off while others send never converges."""
+    schedule = parse_schedule([{"at": 0.0, "duration": 0.5, "kind": "partition",
+                                "target": "group:0"}])
+    run_dir = await run_scenario(RunParams(
+        clients=2, messages=3, groups=2, schedule=schedule, out=tmp_path / "run",
+        server_args=["--mutation", "no_sync"], server_env={"FAULTLAB_ALLOW_MUTATIONS": "1"},
+        **{**FAST, "quiesce_deadline": 1.0}, rate=None, duration=None))
+    history = lines(run_dir / "history.jsonl")
+    assert [e["ok"] for e in history if e["op"] == "quiesce_end"] == [False]
+    verdict = orjson.loads((run_dir / "verdict.json").read_bytes())
+    assert verdict["violations"]["never_delivered"]["count"] > 0
+    assert verdict["valid"] == "unknown"
+
+
+@pytest.mark.node
+async def test_a_run_against_the_node_peer_completes(tmp_path: Path) -> None:
+    schedule = parse_schedule([{"at": 0.05, "kind": "drop_transport", "target": "all"}])
+    run_dir = await run_scenario(RunParams(
+        target="node-peer", recovery="memory", clients=2, messages=4, schedule=schedule,
+        out=tmp_path / "run", **FAST))
+    assert orjson.loads((run_dir / "params.json").read_bytes())["target"] == "node-peer"
+    assert orjson.loads((run_dir / "verdict.json").read_bytes())["valid"] is True
+    assert len(lines(run_dir / "store.jsonl")) == 8
+
+
+@pytest.mark.node
+async def test_a_run_with_the_official_client(tmp_path: Path) -> None:
+    run_dir = await run_scenario(RunParams(
+        client="official", clients=2, messages=3, level="at-least-once", out=tmp_path / "run",
+        **FAST))
+    history = lines(run_dir / "history.jsonl")
+    assert sum(e["op"] == "ack" for e in history) == 6
+    assert orjson.loads((run_dir / "verdict.json").read_bytes())["valid"] is True
+
+
+def faultlab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "faultlab", "run", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--clients", "0"], "Invalid value for '--clients'"),
+        (["--faults", '[{"at": 1, "kind": "boom"}]'],
+         "inline JSON: faults[0].kind: 'boom' is not a fault kind"),
+        (["--faults", "missing.json"], "missing.json: cannot read the schedule"),
+        (["--target", "node-peer", "--recovery", "durable"],
+         "target 'node-peer' does not support recovery 'durable'"),
+        (["--rate", "5"], "rate and duration go together"),
+        (["--groups", "1", "--faults", '[{"at": 0, "kind": "partition", "target": "group:3"}]'],
+         "partition targets group:3, but the run has 1 client group(s)"),
+    ],
+)
+def test_bad_arguments_get_a_one_line_reason(args: list[str], reason: str) -> None:
+    result = faultlab(*args)
+    assert result.returncode == 2
+    assert reason in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_command_prints_the_run_directory(tmp_path: Path) -> None:
+    result = faultlab("--clients", "2", "--messages", "2", "--out", str(tmp_path / "r"),
+                      "--ack-timeout", "0.5")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str((tmp_path / "r").resolve())
+    assert "verdict: valid=True" in result.stderr
+    assert (tmp_path / "r" / "verdict.json").exists()
