@@ -376,3 +376,44 @@ async def test_memory_recovery_does_not_survive_a_restart(tmp_path: Path) -> Non
         assert again["recovered"] is False and again["sid"] != first["sid"]
         await reader.wait_received(["missed"])
         assert reader.received() == ["before", "missed"]
+
+
+async def test_durable_recovery_before_any_event_across_a_restart(tmp_path: Path) -> None:
+    """#5538 and #5413 at once: no offset on the client, and the server restarted."""
+    async with serve("reference", "durable", tmp_path) as server, \
+            clients("reader", "sender") as (reader, sender):
+        first = await reader.connect(server.url)
+        await sender.connect(server.url)
+        await reader.send("hold")
+        mark = len(sender.events)
+        await server.child.kill()
+        await reader.wait(lambda e: e["ev"] == "disconnect")
+        await server.restart()
+        await sender.wait(lambda e: e["ev"] == "connect", mark, timeout=20)
+        missed = ["m-0", "m-1"]
+        for i, content in enumerate(missed):
+            assert await sender.chat(content, f"s-{i}") is None
+        again = await reader.rejoin()
+        assert again["recovered"] is True and again["sid"] == first["sid"], again
+        await reader.wait_received(missed)
+        assert await sender.chat("after", "s-after") is None
+        await reader.wait_received(["after"])
+        assert reader.received() == [*missed, "after"]
+
+
+@pytest.mark.parametrize("name", ["reference", "node-peer"])
+async def test_recovery_over_long_polling(name: str, tmp_path: Path) -> None:
+    async with serve(name, "memory", tmp_path) as server, \
+            clients("reader", "sender") as (reader, sender):
+        first = await reader.connect(server.url, transports=["polling"])
+        await sender.connect(server.url)
+        assert await sender.chat("before", "s-before") is None
+        await reader.wait_received(["before"])
+        await reader.cut(reconnect=False)
+        missed = [f"missed-{i}" for i in range(3)]
+        for i, content in enumerate(missed):
+            assert await sender.chat(content, f"s-{i}") is None
+        again = await reader.rejoin()
+        assert again["recovered"] is True and again["sid"] == first["sid"], again
+        await reader.wait_received(missed)
+        assert reader.received() == ["before", *missed]
