@@ -95,6 +95,9 @@ class User {
       reconnectionDelay: Math.max(1, cfg.reconnect_delay * 1000),
       reconnectionDelayMax: Math.max(1, cfg.reconnect_delay * 1000),
       randomizationFactor: 0,
+      // node's default negotiates permessage-deflate; inflating every small event
+      // cost the worker most of its CPU, and compression changes no delivery rule
+      perMessageDeflate: false,
       timeout: cfg.connect_timeout * 1000,
       // called on every (re)connection; the client merges pid/offset under it when
       // the server granted a pid, unless recovery is off (undefined keys are not sent)
