@@ -11,7 +11,9 @@ import asyncio
 import logging
 import os
 import signal
+import sqlite3
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -47,11 +49,16 @@ async def _serve(config: ServerConfig, mutation: Mutation) -> int:
     server = ChatServer(config, mutation)
     try:
         url = await server.start()
-    except SchemaMismatch as exc:
-        _fail(str(exc))
-    except OSError as exc:
+    except (SchemaMismatch, OSError, sqlite3.Error) as exc:
         await server.store.close()
-        _fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}")
+        if isinstance(exc, SchemaMismatch):
+            _fail(str(exc))
+        if isinstance(exc, sqlite3.Error):
+            _fail(f"cannot open store {config.db}: {exc}")
+        _fail(f"cannot listen on {config.host}:{config.port}: {getattr(exc, 'strerror', exc)}")
+    except BaseException:
+        await server.store.close()
+        raise
     print(f"faultlab-server listening on {url}", flush=True)
     logging.getLogger("faultlab.server").info(
         "serving %s: delivery=%s recovery=%s db=%s mutation=%s pid=%d",
@@ -161,6 +168,9 @@ def command(list_mutations: bool, allow_mutations: bool, verbose: bool, **option
     except BadMutation as exc:
         _fail(str(exc))
     config = ServerConfig(**options)
+    folder = Path(config.db).resolve().parent
+    if not folder.is_dir():
+        _fail(f"cannot create store {config.db}: folder {folder} does not exist")
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         stream=sys.stderr,

@@ -127,7 +127,9 @@ class ChatServer:
         if self.sessions is not None:
             every = max(0.5, min(60.0, self.config.recovery_window / 2))
             self._tasks.append(asyncio.create_task(self.sio.expire_loop(every)))
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self.runner.setup()
         self.site = web.TCPSite(self.runner, self.config.host, self.config.port)
         await self.site.start()
