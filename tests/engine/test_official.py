@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import psutil
 import pytest
 import socketio
 from aiohttp import web
@@ -378,3 +379,19 @@ async def test_a_dead_worker_fails_waiters_with_its_log(run: Run) -> None:
     with pytest.raises(WorkerError, match="js-worker exited; log"):
         await a.send("nowhere")
     assert run.events("c0", "disconnect")[-1]["reason"] == "js-worker exited"
+
+
+async def test_an_error_in_the_scenario_leaves_no_worker_and_no_port(tmp_path: Path) -> None:
+    worker: OfficialWorker | None = None
+    with pytest.raises(RuntimeError, match="scenario failed"):
+        async with (
+            Supervisor() as sup,
+            History(None) as history,
+            OfficialWorker(sup, history, tmp_path / "js-worker.log") as worker,
+        ):
+            raise RuntimeError("scenario failed")
+    assert worker is not None and worker.child is not None and worker.child.proc is not None
+    assert worker.child.proc.returncode == 0  # it exited by itself when the harness hung up
+    assert not psutil.pid_exists(worker.child.proc.pid)
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", worker.child.port)
