@@ -6,18 +6,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from tests_server_argv import server_argv
 
-from faultlab.harness.processes import Child, Supervisor, faultlab_argv
-
-FAST = ["--ping-interval", "2", "--ping-timeout", "2", "--busy-timeout", "300"]
+from faultlab.harness.processes import Child, Supervisor
 
 StartServer = Callable[..., Awaitable[Child]]
-
-
-def server_argv(db: Path, *args: str) -> list[str]:
-    return faultlab_argv(
-        "server", "--host", "127.0.0.1", "--port", "0", "--db", str(db), *FAST, *args
-    )
 
 
 @pytest.fixture
