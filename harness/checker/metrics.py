@@ -12,6 +12,17 @@ from typing import Any
 import duckdb
 import orjson
 
+# Distinct counts from the small per-message and per-actor tables, not the history.
+PER_MESSAGE = """
+SELECT count(*) FILTER (WHERE acked) AS acks, count(*) FILTER (WHERE rejected) AS rejects,
+       count(*) FILTER (WHERE given_up) AS give_ups FROM fate
+"""
+PER_ACTOR = """
+SELECT count(DISTINCT actor) FILTER (WHERE op = 'connect') AS connecting,
+       count(DISTINCT actor) FILTER (WHERE op = 'leave') AS left_clients
+FROM h WHERE op IN ('connect', 'leave')
+"""
+
 # Per run row: when the last converging client first showed it (NULL if one never did).
 STABLE = """
 CREATE TABLE stable AS
@@ -74,7 +85,7 @@ def summary(con: duckdb.DuckDBPyConnection, query: str) -> dict[str, float | Non
 
 def metrics(con: duckdb.DuckDBPyConnection, never_rank: int) -> dict[str, Any]:
     """Every metric of the verdict; needs `facts`, `cand` (for never_delivered), `faults`."""
-    cursor = con.execute("SELECT * FROM facts")
+    cursor = con.execute(f"SELECT * FROM facts, ({PER_MESSAGE}), ({PER_ACTOR})")
     names = [d[0] for d in cursor.description]
     counts = dict(zip(names, cursor.fetchone() or (), strict=True))
     reconnects = counts["connects"] - counts["connecting"]

@@ -28,17 +28,12 @@ CREATE TABLE facts AS SELECT
   count(*) FILTER (WHERE op = 'send') AS sends,
   count(*) FILTER (WHERE op = 'attempt') AS attempts,
   count(*) FILTER (WHERE op = 'attempt' AND n > 1) AS retries,
-  count(DISTINCT msg) FILTER (WHERE op = 'ack') AS acks,
-  count(DISTINCT msg) FILTER (WHERE op = 'reject') AS rejects,
-  count(DISTINCT msg) FILTER (WHERE op = 'give_up') AS give_ups,
   count(*) FILTER (WHERE op = 'connect') AS connects,
-  count(DISTINCT actor) FILTER (WHERE op = 'connect') AS connecting,
   count(*) FILTER (WHERE op = 'connect' AND recovered) AS recovered,
   count(*) FILTER (WHERE op = 'recv') AS recvs,
   count(*) FILTER (WHERE op = 'show') AS shows,
   count(*) FILTER (WHERE op = 'fault_start') AS faults,
   count(*) FILTER (WHERE op = 'session_start') AS sessions,
-  count(DISTINCT actor) FILTER (WHERE op = 'leave') AS left_clients,
   coalesce(max(t), 0) - coalesce(min(t), 0) AS duration
 FROM h;
 

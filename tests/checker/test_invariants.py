@@ -205,3 +205,17 @@ def test_a_client_that_left_is_not_judged_for_convergence(run):
     r.message("c1", "m1")
     r.quiesce()
     assert r.check()["valid"] is True
+
+
+def test_out_of_order_names_every_show_below_an_earlier_one(run):
+    # shows 1, 4, 2, 3: rows 2 and 3 both came after row 4
+    r = run()
+    r.connected.remove("c2")
+    rids = [r.message("c1", f"m{i}") for i in range(1, 5)]
+    r.connected.append("c2")
+    for i in (1, 4, 2, 3):
+        r.deliver("c2", f"c1:m{i}", rids[i - 1])
+    r.quiesce()
+    v = r.check()
+    assert counts(v) == {"out_of_order": 2}
+    assert named(v, "out_of_order") == ["c1:m2", "c1:m3"]
