@@ -23,6 +23,7 @@ from typing import Any, Self
 import orjson
 
 from faultlab.harness.clients.base import ClientConfig
+from faultlab.harness.clients.receive import ShownSet
 from faultlab.harness.history import History
 from faultlab.harness.processes import Child, Supervisor
 
@@ -195,7 +196,7 @@ class OfficialClient:
         self.last_error: str | None = None
         self._sends = 0
         self._pending: set[str] = set()
-        self._shown: set[int] = set()
+        self._shown = ShownSet(0)
         self._connected = asyncio.Event()
         self._handlers: dict[str, Callable[[list[Any]], None]] = {
             "connect": self._on_connect,
@@ -259,7 +260,7 @@ class OfficialClient:
         return len(self._pending)
 
     def shown(self) -> set[int]:
-        """The live set (do not mutate): shown offsets plus every id <= resume_from."""
+        """The live set (do not mutate): shown offsets; ids <= resume_from count as shown."""
         return self._shown
 
     async def close(self) -> None:
@@ -315,11 +316,12 @@ class OfficialClient:
         record(cid, "recv", content=content, server_offset=server_offset, csr_offset=csr_offset)
         if shown:
             record(cid, "show", content=content, server_offset=server_offset)
-            self._shown.add(server_offset)
+            if type(server_offset) is int:
+                set.add(self._shown, server_offset)
 
     def _on_session_start(self, event: list[Any]) -> None:
         self.resume_from = event[2]
-        self._shown = set(range(1, self.resume_from + 1)) if isinstance(event[2], int) else set()
+        self._shown = ShownSet(event[2] if type(event[2]) is int else 0)
         self.history.record(event[1], "session_start", resume_from=self.resume_from)
 
     def _on_connect_error(self, event: list[Any]) -> None:

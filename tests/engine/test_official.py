@@ -315,13 +315,13 @@ async def test_refresh_and_leave(run: Run) -> None:
 
 @pytest.mark.parametrize(
     ("receive", "shown", "auth_after"),
-    [("strict", ["a", "b", "c"], 3), ("naive", ["a", "b", "a", "c"], 2)],
+    [("strict", ["a", "b", "c"], 3), ("naive", ["a", "b", "a", "z", "c"], 2)],
 )
 async def test_receive_policy_and_the_server_offset_sent_on_reconnect(
     run: Run, receive: str, shown: list[str], auth_after: int
 ) -> None:
     auths: list[Any] = []
-    frames = [("a", 1), ("b", 3), ("a", 1), ("c", 2)]
+    frames: list[tuple[str, Any]] = [("a", 1), ("b", 3), ("a", 1), ("z", "not-an-id"), ("c", 2)]
     sio = socketio.AsyncServer(async_mode="aiohttp")
     connected: list[str] = []
 
@@ -342,8 +342,9 @@ async def test_receive_policy_and_the_server_offset_sent_on_reconnect(
         await c.start()
         for content, offset in frames:
             await sio.emit("chat message", (content, offset), to=connected[-1])
-        await until(lambda: len(run.events("c0", "recv")) == 4, what="4 receives")
+        await until(lambda: len(run.events("c0", "recv")) == 5, what="5 receives")
         assert [s["content"] for s in run.events("c0", "show")] == shown
+        assert c.shown() == {1, 2, 3}
         await c.drop_transport()
         await until(lambda: len(auths) == 2, what="the reconnection's handshake")
         assert auths == [{"serverOffset": 0}, {"serverOffset": auth_after}]

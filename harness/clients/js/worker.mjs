@@ -160,17 +160,17 @@ class User {
   receive(args) {
     const [content, serverOffset] = args;
     const csr = args.length > 2 && typeof args.at(-1) === 'string' ? args.at(-1) : null;
+    const isId = Number.isInteger(serverOffset);
     let shown;
     if (this.cfg.receive === 'naive') {
       shown = true;
       this.serverOffset = serverOffset;
     } else {
-      shown = !this.shownOffsets.has(serverOffset);
-      if (shown && Number.isInteger(serverOffset) && serverOffset > this.serverOffset) {
-        this.serverOffset = serverOffset;
-      }
+      // a non-integer offset is not a row id: it has no place in the conversation
+      shown = isId && !this.shownOffsets.has(serverOffset);
+      if (shown && serverOffset > this.serverOffset) this.serverOffset = serverOffset;
     }
-    if (shown) this.shownOffsets.add(serverOffset);
+    if (shown && isId) this.shownOffsets.add(serverOffset);
     emitEvent(['recv', this.cid, content, serverOffset, csr, shown]);
   }
 
