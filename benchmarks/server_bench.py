@@ -51,11 +51,24 @@ WORKLOADS: dict[str, dict[str, int]] = {
     "b": {"senders": 2, "receivers": 50, "rate": 0},
     "c": {"senders": 4, "receivers": 20, "rate": 200},
 }
-SERVERS: dict[str, tuple[str, dict[str, str]]] = {
+SERVERS: dict[str, tuple[str, dict[str, str]]] = {  # row -> (shipped target | script, env)
     "reference": ("reference", {}),
     "node-peer": ("node-peer", {"SQLITE_PRAGMAS": PRAGMAS_AS_REFERENCE}),
     "node-peer-tutorial": ("node-peer", {}),
+    "python-minimal": ("server_minimal_python.py", {}),
 }
+DEFAULT_SERVERS = "reference,node-peer,node-peer-tutorial"
+
+
+def command(server: str, db: Path, recovery: str) -> tuple[list[str], dict[str, str], str]:
+    """argv, environment and health path of one benchmark row."""
+    name, extra_env = SERVERS[server]
+    if name.endswith(".py"):
+        return [sys.executable, str(HERE / name), "--port", "0", "--db", str(db)], {}, "/healthz"
+    target = load_target(name)
+    values = target.values(host="127.0.0.1", port=0, db=db, delivery="exactly-once",
+                           recovery=recovery)
+    return target.argv(values), {**target.environment(values), **extra_env}, target.health
 
 
 @dataclass
@@ -104,20 +117,15 @@ def cpu_seconds(pid: int) -> float:
 
 async def one_run(server: str, workload: str, rnd: int, args: argparse.Namespace,
                   tmp: Path) -> Run:
-    target_name, extra_env = SERVERS[server]
-    target = load_target(target_name)
     db = tmp / f"{server}-{workload}-{rnd}.db"
-    values = target.values(host="127.0.0.1", port=0, db=db, delivery="exactly-once",
-                           recovery=args.recovery)
+    argv, env, health = command(server, db, args.recovery)
     node = shutil.which("node")
     if node is None:
         raise SystemExit("node is not on PATH")
     config = {**WORKLOADS[workload], "warmup": args.warmup, "duration": args.duration}
     async with Supervisor() as supervisor:
-        child = await supervisor.spawn(
-            server, target.argv(values), tmp / f"{server}.log",
-            env={**target.environment(values), **extra_env}, ready_url=target.health,
-        )
+        child = await supervisor.spawn(server, argv, tmp / f"{server}.log", env=env,
+                                       ready_url=health)
         assert child.pid is not None and child.url is not None
         gen = await asyncio.create_subprocess_exec(
             node, str(LOADGEN), json.dumps({"url": child.url, **config}),
@@ -255,7 +263,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured")
     parser.add_argument("--workloads", default="a,b,c")
-    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--servers", default=DEFAULT_SERVERS,
+                        help=f"comma-separated rows out of {', '.join(SERVERS)}")
     parser.add_argument("--recovery", choices=("memory", "off"), default="memory",
                         help="connection state recovery on every server (default: the tutorial's)")
     parser.add_argument("--json", help="write every run to this file")
