@@ -66,8 +66,9 @@ def command(server: str, db: Path, recovery: str) -> tuple[list[str], dict[str, 
     if name.endswith(".py"):
         return [sys.executable, str(HERE / name), "--port", "0", "--db", str(db)], {}, "/healthz"
     target = load_target(name)
-    values = target.values(host="127.0.0.1", port=0, db=db, delivery="exactly-once",
-                           recovery=recovery)
+    values = target.values(
+        host="127.0.0.1", port=0, db=db, delivery="exactly-once", recovery=recovery
+    )
     return target.argv(values), {**target.environment(values), **extra_env}, target.health
 
 
@@ -115,8 +116,7 @@ def cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
-async def one_run(server: str, workload: str, rnd: int, args: argparse.Namespace,
-                  tmp: Path) -> Run:
+async def one_run(server: str, workload: str, rnd: int, args: argparse.Namespace, tmp: Path) -> Run:
     db = tmp / f"{server}-{workload}-{rnd}.db"
     argv, env, health = command(server, db, args.recovery)
     node = shutil.which("node")
@@ -124,12 +124,16 @@ async def one_run(server: str, workload: str, rnd: int, args: argparse.Namespace
         raise SystemExit("node is not on PATH")
     config = {**WORKLOADS[workload], "warmup": args.warmup, "duration": args.duration}
     async with Supervisor() as supervisor:
-        child = await supervisor.spawn(server, argv, tmp / f"{server}.log", env=env,
-                                       ready_url=health)
+        child = await supervisor.spawn(
+            server, argv, tmp / f"{server}.log", env=env, ready_url=health
+        )
         assert child.pid is not None and child.url is not None
         gen = await asyncio.create_subprocess_exec(
-            node, str(LOADGEN), json.dumps({"url": child.url, **config}),
-            stdout=asyncio.subprocess.PIPE, cwd=HERE.parent,
+            node,
+            str(LOADGEN),
+            json.dumps({"url": child.url, **config}),
+            stdout=asyncio.subprocess.PIPE,
+            cwd=HERE.parent,
         )
         try:
             cpu_start = cpu_end = gen_start = gen_end = 0.0
@@ -157,10 +161,19 @@ async def one_run(server: str, workload: str, rnd: int, args: argparse.Namespace
         await child.terminate()
     if result is None:
         raise RuntimeError(f"{server}/{workload}: the load generator gave no result")
-    return Run(server, workload, rnd, result["seconds"], result["acks"], result["deliveries"],
-               result["failures"], cpu_end - cpu_start, gen_end - gen_start,
-               result["ack_ms"]["p50"],
-               result["ack_ms"]["p99"])
+    return Run(
+        server,
+        workload,
+        rnd,
+        result["seconds"],
+        result["acks"],
+        result["deliveries"],
+        result["failures"],
+        cpu_end - cpu_start,
+        gen_end - gen_start,
+        result["ack_ms"]["p50"],
+        result["ack_ms"]["p99"],
+    )
 
 
 def median(runs: list[Run], attr: str) -> float | None:
@@ -199,8 +212,10 @@ def table(runs: list[Run], servers: list[str], workloads: list[str]) -> str:
 
 
 def ratios(runs: list[Run], workloads: list[str], peer: str = "node-peer") -> str:
-    lines = ["| workload | reference / " + peer + " CPU per ack | per delivery |",
-             "| --- | ---: | ---: |"]
+    lines = [
+        "| workload | reference / " + peer + " CPU per ack | per delivery |",
+        "| --- | ---: | ---: |",
+    ]
     for w in workloads:
         ref = [r for r in runs if r.server == "reference" and r.workload == w]
         other = [r for r in runs if r.server == peer and r.workload == w]
@@ -213,9 +228,11 @@ def ratios(runs: list[Run], workloads: list[str], peer: str = "node-peer") -> st
 
 
 def machine() -> str:
-    return (f"{platform.machine()}, {os.cpu_count()} cores, "
-            f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}, "
-            f"load average {os.getloadavg()[0]:.1f} at the end")
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.1f} at the end"
+    )
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -241,11 +258,16 @@ async def main(args: argparse.Namespace) -> int:
                         print(errors[-1], file=sys.stderr)
                         continue
                     runs.append(run)
-                    print(f"round {rnd + 1} ({w}) {s}: {run.acks_per_s:,.0f} acked/s, "
-                          f"{run.cpu_us_per_ack:.1f} µs CPU/ack, "
-                          f"{run.cpu_us_per_delivery:.2f} µs CPU/delivery", file=sys.stderr)
-    print(f"\n{args.rounds} round(s), {args.warmup:g} s warm-up + {args.duration:g} s measured "
-          f"per run, {time.monotonic() - started:.0f} s in all; {machine()}\n")
+                    print(
+                        f"round {rnd + 1} ({w}) {s}: {run.acks_per_s:,.0f} acked/s, "
+                        f"{run.cpu_us_per_ack:.1f} µs CPU/ack, "
+                        f"{run.cpu_us_per_delivery:.2f} µs CPU/delivery",
+                        file=sys.stderr,
+                    )
+    print(
+        f"\n{args.rounds} round(s), {args.warmup:g} s warm-up + {args.duration:g} s measured "
+        f"per run, {time.monotonic() - started:.0f} s in all; {machine()}\n"
+    )
     print(table(runs, servers, workloads))
     print()
     print(ratios(runs, workloads))
@@ -263,10 +285,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured")
     parser.add_argument("--workloads", default="a,b,c")
-    parser.add_argument("--servers", default=DEFAULT_SERVERS,
-                        help=f"comma-separated rows out of {', '.join(SERVERS)}")
-    parser.add_argument("--recovery", choices=("memory", "off"), default="memory",
-                        help="connection state recovery on every server (default: the tutorial's)")
+    parser.add_argument(
+        "--servers",
+        default=DEFAULT_SERVERS,
+        help=f"comma-separated rows out of {', '.join(SERVERS)}",
+    )
+    parser.add_argument(
+        "--recovery",
+        choices=("memory", "off"),
+        default="memory",
+        help="connection state recovery on every server (default: the tutorial's)",
+    )
     parser.add_argument("--json", help="write every run to this file")
     return parser.parse_args()
 

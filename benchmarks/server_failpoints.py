@@ -47,22 +47,29 @@ async def main(args: argparse.Namespace) -> None:
     empty = [await per_call_ns(args.n, None) for _ in range(args.repeat)]
     hit_ns, empty_ns = statistics.median(hit), statistics.median(empty)
     extra_ns = max(0.0, hit_ns - empty_ns)
-    print(f"unarmed hit: {hit_ns:.0f} ns; empty await: {empty_ns:.0f} ns; "
-          f"extra over the empty await: {extra_ns:.0f} ns (medians of {args.repeat} x {args.n:,})")
+    print(
+        f"unarmed hit: {hit_ns:.0f} ns; empty await: {empty_ns:.0f} ns; "
+        f"extra over the empty await: {extra_ns:.0f} ns (medians of {args.repeat} x {args.n:,})"
+    )
     per_message_us = HITS_PER_MESSAGE * hit_ns / 1000
     print(f"per acked message ({HITS_PER_MESSAGE} points): {per_message_us:.2f} µs in all")
     if args.cpu_per_ack_us:
         share = 100 * per_message_us / args.cpu_per_ack_us
-        print(f"= {share:.2f} % of {args.cpu_per_ack_us:g} µs server CPU per acked message "
-              "(an upper bound: the whole call, not just its excess over no call)")
+        print(
+            f"= {share:.2f} % of {args.cpu_per_ack_us:g} µs server CPU per acked message "
+            "(an upper bound: the whole call, not just its excess over no call)"
+        )
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--cpu-per-ack-us", type=float,
-                        help="the server's CPU µs per acked message, from server_bench.py")
+    parser.add_argument(
+        "--cpu-per-ack-us",
+        type=float,
+        help="the server's CPU µs per acked message, from server_bench.py",
+    )
     return parser.parse_args()
 
 

@@ -28,8 +28,10 @@ def build(db_path: str) -> web.Application:
     db = sqlite3.connect(db_path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-               "client_offset TEXT UNIQUE, content TEXT)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "client_offset TEXT UNIQUE, content TEXT)"
+    )
     sio = socketio.AsyncServer(async_mode="aiohttp")
     app = web.Application()
     sio.attach(app)
@@ -37,8 +39,10 @@ def build(db_path: str) -> web.Application:
     @sio.on("chat message")
     async def chat_message(sid: str, content: Any, client_offset: Any = None) -> None:
         try:
-            cursor = db.execute("INSERT INTO messages (content, client_offset) VALUES (?, ?)",
-                                (content, client_offset))
+            cursor = db.execute(
+                "INSERT INTO messages (content, client_offset) VALUES (?, ?)",
+                (content, client_offset),
+            )
         except sqlite3.IntegrityError:
             return None  # a retry of a stored message: ack it again
         await sio.emit("chat message", (content, cursor.lastrowid))

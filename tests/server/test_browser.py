@@ -28,8 +28,12 @@ async def run_browser_check(url: str) -> dict[str, Any]:
     node = shutil.which("node")
     assert node, "node is not on PATH"
     proc = await asyncio.create_subprocess_exec(
-        node, str(SCRIPT), url, cwd=REPO,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        node,
+        str(SCRIPT),
+        url,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), 120)
@@ -64,8 +68,9 @@ async def test_chat_page_sends_reloads_and_recovers(start_server: Any) -> None:
     assert recover["recovered"] is True and recover["status"] == "recovered"
     texts = [item["text"] for item in recover["listed"]]
     assert texts[:2] == ["hello from the page", HOSTILE]
-    assert sorted(texts[2:]) == sorted(["missed 1", "missed 2", "missed 3",
-                                        "typed while offline", "after"])
+    assert sorted(texts[2:]) == sorted(
+        ["missed 1", "missed 2", "missed 3", "typed while offline", "after"]
+    )
     assert texts[-1] == "after"
     offsets = [item["offset"] for item in recover["listed"]]
     assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets), offsets

@@ -380,8 +380,10 @@ async def test_memory_recovery_does_not_survive_a_restart(tmp_path: Path) -> Non
 
 async def test_durable_recovery_before_any_event_across_a_restart(tmp_path: Path) -> None:
     """#5538 and #5413 at once: no offset on the client, and the server restarted."""
-    async with serve("reference", "durable", tmp_path) as server, \
-            clients("reader", "sender") as (reader, sender):
+    async with (
+        serve("reference", "durable", tmp_path) as server,
+        clients("reader", "sender") as (reader, sender),
+    ):
         first = await reader.connect(server.url)
         await sender.connect(server.url)
         await reader.send("hold")
@@ -403,8 +405,10 @@ async def test_durable_recovery_before_any_event_across_a_restart(tmp_path: Path
 
 @pytest.mark.parametrize("name", ["reference", "node-peer"])
 async def test_recovery_over_long_polling(name: str, tmp_path: Path) -> None:
-    async with serve(name, "memory", tmp_path) as server, \
-            clients("reader", "sender") as (reader, sender):
+    async with (
+        serve(name, "memory", tmp_path) as server,
+        clients("reader", "sender") as (reader, sender),
+    ):
         first = await reader.connect(server.url, transports=["polling"])
         await sender.connect(server.url)
         assert await sender.chat("before", "s-before") is None
