@@ -2,7 +2,8 @@
 
 The history can hold millions of events, so it is read line by line with orjson and
 only compact per-op timestamps and per-message times are kept; binning and
-percentiles happen afterwards on numpy arrays.
+percentiles happen afterwards on numpy arrays. Line by line, so that a truncated
+tail is tolerated and every bad line is named.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class HistoryScan:
 
 
 def scan(path: Path, watch: set[str] | frozenset[str] = frozenset()) -> HistoryScan:
-    """Stream `path`; events naming a `msg` or `content` in `watch` are kept whole."""
+    """Stream `path` line by line; events naming a watched `msg` or `content` are kept."""
     out = HistoryScan()
     stamps = {op: array("d") for op in RATE_OPS}
     msg_content: dict[str, str] = {}
@@ -89,88 +90,87 @@ def scan(path: Path, watch: set[str] | frozenset[str] = frozenset()) -> HistoryS
     show_a, recv_a = stamps["show"].append, stamps["recv"].append
     last_t = 0.0
     with path.open("rb") as fh:
-        lines = fh.read().split(b"\n")
-    for lineno, line in enumerate(lines, 1):
-        if not line:
-            continue
-        try:
-            ev = loads(line)
-        except decode_error:
-            if lineno == len(lines):
-                out.truncated_last_line = True
-                out.warn(f"line {lineno}: truncated last line ignored")
-            else:
-                out.warn(f"line {lineno}: not valid JSON, skipped")
-            continue
-        try:
-            t = float(ev["t"])
-            op = ev["op"]
-            actor = ev["actor"]
-            if op == "show":
-                content = ev["content"]
-                show_a(t)
-                seen = first_show.get(actor)
-                if seen is None:
-                    seen = first_show[actor] = {}
-                if content not in seen:
-                    seen[content] = t
-                    stable_t[content] = t
-                if content in watch:
-                    _keep(lifecycles, content, ev)
-            elif op == "recv":
-                content = ev["content"]
-                recv_a(t)
-                if content in watch:
-                    _keep(lifecycles, content, ev)
-            elif op == "attempt":
-                stamps["attempt"].append(t)
-                if ev.get("n", 1) > 1:
-                    stamps["retry"].append(t)
-                _watch_msg(ev, watch, msg_content, lifecycles)
-            elif op == "send":
-                content = ev["content"]
-                msg_content[ev["msg"]] = content
-                stamps["send"].append(t)
-                send_t[content] = t
-                out.senders[content] = actor
-                clients.setdefault(actor)
-                _watch_msg(ev, watch, msg_content, lifecycles)
-            elif op == "ack":
-                stamps["ack"].append(t)
-                content = msg_content.get(ev["msg"])
-                if content is not None:
-                    ack_lat.append(t - send_t[content])
-                _watch_msg(ev, watch, msg_content, lifecycles)
-            elif op in ("reject", "give_up"):
-                stamps[op].append(t)
-                _watch_msg(ev, watch, msg_content, lifecycles)
-            elif op in ("connect", "disconnect"):
-                stamps[op].append(t)
-                clients.setdefault(actor)
-                detail = ev.get("recovered") if op == "connect" else ev.get("reason")
-                out.links.setdefault(actor, []).append((t, op, detail))
-            elif op == "session_start":
-                clients.setdefault(actor)
-                out.sessions.setdefault(actor, []).append((t, int(ev.get("resume_from") or 0)))
-            elif op == "leave":
-                out.left.add(actor)
-            elif op in ("fault_start", "fault_end", "fault_fired"):
-                _fault(out, faults, op, ev, t, lineno)
-            elif op == "run_start":
-                out.store_max_id = int(ev.get("store_max_id") or 0)
-            elif op == "quiesce_start":
-                out.quiesce_start = t
-            elif op == "quiesce_end":
-                out.quiesce_end = t
-                out.quiesce_ok = bool(ev.get("ok"))
-            elif op not in KNOWN_OPS:
-                out.warn(f"line {lineno}: unknown op {op!r}, skipped")
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
                 continue
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            out.warn(f"line {lineno}: malformed event ({type(exc).__name__}: {exc}), skipped")
-            continue
-        out.events += 1
-        last_t = t
+            try:
+                ev = loads(line)
+            except decode_error:
+                if not line.endswith(b"\n"):  # only the last line can lack its newline
+                    out.truncated_last_line = True
+                    out.warn(f"line {lineno}: truncated last line ignored")
+                else:
+                    out.warn(f"line {lineno}: not valid JSON, skipped")
+                continue
+            try:
+                t = float(ev["t"])
+                op = ev["op"]
+                actor = ev["actor"]
+                if op == "show":
+                    content = ev["content"]
+                    show_a(t)
+                    seen = first_show.get(actor)
+                    if seen is None:
+                        seen = first_show[actor] = {}
+                    if content not in seen:
+                        seen[content] = t
+                        stable_t[content] = t
+                    if content in watch:
+                        _keep(lifecycles, content, ev)
+                elif op == "recv":
+                    content = ev["content"]
+                    recv_a(t)
+                    if content in watch:
+                        _keep(lifecycles, content, ev)
+                elif op == "attempt":
+                    stamps["attempt"].append(t)
+                    if ev.get("n", 1) > 1:
+                        stamps["retry"].append(t)
+                    _watch_msg(ev, watch, msg_content, lifecycles)
+                elif op == "send":
+                    content = ev["content"]
+                    msg_content[ev["msg"]] = content
+                    stamps["send"].append(t)
+                    send_t[content] = t
+                    out.senders[content] = actor
+                    clients.setdefault(actor)
+                    _watch_msg(ev, watch, msg_content, lifecycles)
+                elif op == "ack":
+                    stamps["ack"].append(t)
+                    content = msg_content.get(ev["msg"])
+                    if content is not None:
+                        ack_lat.append(t - send_t[content])
+                    _watch_msg(ev, watch, msg_content, lifecycles)
+                elif op in ("reject", "give_up"):
+                    stamps[op].append(t)
+                    _watch_msg(ev, watch, msg_content, lifecycles)
+                elif op in ("connect", "disconnect"):
+                    stamps[op].append(t)
+                    clients.setdefault(actor)
+                    detail = ev.get("recovered") if op == "connect" else ev.get("reason")
+                    out.links.setdefault(actor, []).append((t, op, detail))
+                elif op == "session_start":
+                    clients.setdefault(actor)
+                    out.sessions.setdefault(actor, []).append((t, int(ev.get("resume_from") or 0)))
+                elif op == "leave":
+                    out.left.add(actor)
+                elif op in ("fault_start", "fault_end", "fault_fired"):
+                    _fault(out, faults, op, ev, t, lineno)
+                elif op == "run_start":
+                    out.store_max_id = int(ev.get("store_max_id") or 0)
+                elif op == "quiesce_start":
+                    out.quiesce_start = t
+                elif op == "quiesce_end":
+                    out.quiesce_end = t
+                    out.quiesce_ok = bool(ev.get("ok"))
+                elif op not in KNOWN_OPS:
+                    out.warn(f"line {lineno}: unknown op {op!r}, skipped")
+                    continue
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                out.warn(f"line {lineno}: malformed event ({type(exc).__name__}: {exc}), skipped")
+                continue
+            out.events += 1
+            last_t = t
     out.duration = last_t
     out.times = {op: np.frombuffer(a, dtype=float) if len(a) else np.empty(0)
                  for op, a in stamps.items()}
