@@ -25,6 +25,7 @@ import click
 import orjson
 import socketio
 
+from faultlab.harness.clients.base import RECOVERY_MODES
 from faultlab.harness.cluster import Cluster
 from faultlab.harness.history import History
 from faultlab.harness.processes import ChildFailed
@@ -306,18 +307,16 @@ async def _until(cond: Callable[[], bool], what: str, deadline: float = 5.0) -> 
         await asyncio.sleep(0.01)
 
 
-async def diagnose(target: Target, work: Path, levels: list[str] | None = None
-                   ) -> list[Finding]:
-    """Check every level the target claims, then each recovery mode it claims (at its
-    strongest level: recovery is about the connection, not the level)."""
+async def diagnose(target: Target, work: Path, levels: list[str] | None = None,
+                   recovery: list[str] | None = None) -> list[Finding]:
+    """Check every level the target claims without recovery, then each recovery mode it
+    claims at its strongest level (recovery is about the connection, not the level)."""
     findings: list[Finding] = []
     chosen = levels or list(target.levels)
-    for level in chosen:
-        if "off" in target.recovery:
-            findings += await Doctor(target, level, "off", work).run()
-    for mode in target.recovery:
-        if mode != "off":
-            findings += await Doctor(target, chosen[-1], mode, work).run()
+    modes = [m for m in target.recovery if recovery is None or m in recovery]
+    for mode in modes:
+        for level in chosen if mode == "off" else chosen[-1:]:
+            findings += await Doctor(target, level, mode, work).run()
     return findings
 
 
@@ -326,7 +325,9 @@ async def diagnose(target: Target, work: Path, levels: list[str] | None = None
               help="Target file, or a shipped target's name (reference, node-peer).")
 @click.option("--level", "levels", multiple=True,
               help="Check only this level (repeatable); default: every level it claims.")
-def command(target: str, levels: tuple[str, ...]) -> None:
+@click.option("--recovery", "modes", multiple=True, type=click.Choice(RECOVERY_MODES),
+              help="Check only this recovery mode (repeatable); default: every one it claims.")
+def command(target: str, levels: tuple[str, ...], modes: tuple[str, ...]) -> None:
     """Start a target and check it against the chat contract."""
     try:
         spec = load_target(target)
@@ -336,9 +337,14 @@ def command(target: str, levels: tuple[str, ...]) -> None:
         if level not in spec.levels:
             raise click.UsageError(f"target {spec.name!r} does not claim level {level!r} "
                                    f"({', '.join(spec.levels)})")
+    for mode in modes:
+        if mode not in spec.recovery:
+            raise click.UsageError(f"target {spec.name!r} does not claim recovery {mode!r} "
+                                   f"({', '.join(spec.recovery)})")
     with tempfile.TemporaryDirectory(prefix="faultlab-doctor-") as tmp:
         try:
-            findings = asyncio.run(diagnose(spec, Path(tmp), list(levels) or None))
+            findings = asyncio.run(
+                diagnose(spec, Path(tmp), list(levels) or None, list(modes) or None))
         except KeyboardInterrupt:
             sys.exit(130)
     failed = [f for f in findings if not f.ok]

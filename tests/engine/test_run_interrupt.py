@@ -1,0 +1,55 @@
+"""Ctrl-C: SIGINT to a `faultlab run` mid-run leaves no process and no listening port."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+
+def listening_ports(pids: set[int]) -> set[int]:
+    ports = set()
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.pid in pids:
+            ports.add(conn.laddr.port)
+    return ports
+
+
+def test_sigint_mid_run_stops_everything(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    faults = '[{"at": 0.5, "duration": 60, "kind": "latency", "target": "group:0"}]'
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faultlab", "run", "--clients", "3", "--rate", "5",
+         "--duration", "120", "--faults", faults, "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        harness = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 60
+        history = out / "history.jsonl"
+        while b'"fault_start"' not in (history.read_bytes() if history.exists() else b""):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the run never reached its fault"
+            time.sleep(0.05)
+        children = {p.pid for p in harness.children(recursive=True)}
+        assert len(children) >= 2  # the server and the proxy at least
+        ports = listening_ports(children | {proc.pid})
+        assert ports
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    alive = [pid for pid in children
+             if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+    still = {c.laddr.port for c in psutil.net_connections("tcp")
+             if c.status == psutil.CONN_LISTEN and c.laddr.port in ports}
+    assert still == set()
