@@ -21,7 +21,8 @@ CREATE TABLE life AS
 SELECT v.key, h.rowid AS row, h.t FROM verdict v JOIN h ON h.msg = v.msg
 WHERE h.op IN ('send', 'attempt', 'ack', 'reject', 'give_up')
 UNION
-SELECT v.key, d.row, d.t FROM verdict v JOIN dl d ON d.content = v.key
+SELECT v.key, h.rowid, h.t FROM verdict v JOIN h ON h.content = v.key
+WHERE h.op IN ('recv', 'show')
 UNION
 SELECT v.key, d.row, d.t FROM verdict v JOIN store r ON r.content = v.key JOIN dl d ON d.off = r.id;
 

@@ -3,7 +3,7 @@
 Names follow DESIGN §3.3/§3.4: `messages` (one per send, with its fate and store
 rows), `run_rows` (rows newer than run_start's store_max_id), `sessions` (display
 sessions), `dl` (every recv/show with its session, and whether the row at its offset
-holds its content) and
+holds its content; its content stays in `h`, read back only for the few bad ones) and
 `clients` (who must converge: not left, and displaying) and `seen` (per client,
 session and offset: how often it arrived and was shown).
 """
@@ -68,7 +68,7 @@ WITH s AS (
   SELECT *, lead(start_row, 1, 9223372036854775807)
               OVER (PARTITION BY actor ORDER BY start_row) AS next_row
   FROM sessions)
-SELECT d.row, d.t, d.actor, d.op = 'show' AS shown, d.content, d.server_offset AS off,
+SELECT d.row, d.t, d.actor, d.op = 'show' AS shown, d.server_offset AS off,
        coalesce(s.session, 0) AS session, coalesce(s.resume_from, 0) AS resume_from,
        r.id IS NULL AS norow, d.content IS DISTINCT FROM r.content AS bad
 FROM (SELECT rowid AS row, t, actor, op, content, server_offset

@@ -10,6 +10,6 @@ SELECT r.content AS key, d.actor AS client, NULL AS how
 FROM (SELECT actor, off FROM dl WHERE bad AND NOT norow) d JOIN store r ON r.id = d.off
 UNION ALL
 SELECT d.content, d.actor, NULL
-FROM (SELECT content, actor FROM dl WHERE norow) d
+FROM (SELECT h.content, h.actor FROM dl JOIN h ON h.rowid = dl.row WHERE dl.norow) d
 SEMI JOIN msgs m ON d.content = m.content
 """
