@@ -92,8 +92,8 @@ class OfficialWorker:
         if self._gone is not None:
             raise WorkerError(self._gone)
 
-    async def request(self, op: str, **fields: Any) -> Any:
-        """Send one command and wait for the worker's reply (raising its refusal)."""
+    def post(self, op: str, **fields: Any) -> asyncio.Future[Any]:
+        """Send one command; the future holds the worker's reply (or its refusal)."""
         self.check_alive()
         assert self._writer is not None, "start() the worker first"
         self._seq += 1
@@ -101,7 +101,11 @@ class OfficialWorker:
         reply = asyncio.get_running_loop().create_future()
         self._replies[q] = reply
         self._writer.write(orjson.dumps({"q": q, "op": op, **fields}) + b"\n")
-        return await reply
+        return reply
+
+    async def request(self, op: str, **fields: Any) -> Any:
+        """Send one command and wait for the worker's reply (raising its refusal)."""
+        return await self.post(op, **fields)
 
     async def stats(self) -> dict[str, int]:
         """The worker's own figures: clients, RSS, CPU time (for benchmarks)."""
@@ -233,9 +237,11 @@ class OfficialClient:
         self._sends += 1
         self.history.record(self.config.id, "send", msg=msg, content=content, client_offset=offset)
         self._pending.add(msg)
-        await self.worker.request(
+        # not awaited: a paced workload must not wait for the worker's turn
+        reply = self.worker.post(
             "send", c=self.config.id, msg=msg, content=content, client_offset=offset
         )
+        reply.add_done_callback(lambda r: self._send_refused(msg, r))
         return msg
 
     async def drop_transport(self) -> None:
@@ -328,6 +334,15 @@ class OfficialClient:
         self.last_error = event[2]
 
     # -- helpers --
+
+    def _send_refused(self, msg: str, reply: asyncio.Future[Any]) -> None:
+        """A send the worker did not take is given up, so the history stays true."""
+        if reply.cancelled() or reply.exception() is None:
+            return
+        self._pending.discard(msg)
+        self.history.record(
+            self.config.id, "give_up", msg=msg, reason=f"driver refused: {reply.exception()}"
+        )
 
     def _client_offset(self) -> str | None:
         """exactly-once only: `{sid}-{counter}` as the tutorial, or a random one."""

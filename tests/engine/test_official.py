@@ -273,15 +273,16 @@ async def test_weak_levels_offline(run: Run) -> None:
     lossy = run.client("c0", level="at-most-once")
     buffering = run.client("c1", level="buffered")
     await asyncio.gather(lossy.start(), buffering.start())
-    await lossy.go_offline(0.3)
-    await buffering.go_offline(0.3)
+    await lossy.go_offline(2.0)
+    await buffering.go_offline(2.0)
     await until(lambda: not lossy.connected and not buffering.connected, what="offline")
     dropped = await lossy.send("dropped")
     kept = await buffering.send("kept")
-    assert buffering.pending() == 1  # in the client's send buffer
-    assert run.events("c0", "give_up") == [
-        {**run.events("c0", "give_up")[0], "msg": dropped, "reason": "offline"}
+    await until(lambda: lossy.pending() == 0, what="the offline send given up")
+    assert [(e["msg"], e["reason"]) for e in run.events("c0", "give_up")] == [
+        (dropped, "offline")
     ]
+    assert buffering.pending() == 1 and not buffering.connected  # in the client's buffer
     await until(lambda: buffering.pending() == 0 and lossy.connected, what="buffer flushed")
     assert [e["msg"] for e in run.events("c1", "attempt")] == [kept]
     await until(lambda: lossy.shown() == {1}, what="the kept message shown")
@@ -367,6 +368,11 @@ async def test_bad_commands_get_a_precise_error_and_the_worker_keeps_serving(run
     a = run.worker.clients["c0"]
     await a.start()
     assert a.connected
+    refused = await a.send(123)  # type: ignore[arg-type]
+    await until(lambda: a.pending() == 0, what="the refused send given up")
+    (give_up,) = run.events("c0", "give_up")
+    assert give_up["msg"] == refused
+    assert give_up["reason"] == "driver refused: send needs a string content"
     assert (await run.worker.stats())["clients"] == 1
 
 
