@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
@@ -14,8 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests_server_argv import server_argv
 
-from faultlab.harness.processes import Supervisor
+from faultlab.harness.processes import Child, Supervisor
 from faultlab.server.validation import Message, Rejection, parse_server_offset, validate_message
+
+T = TypeVar("T")
 
 json_values = st.recursive(
     st.none()
@@ -56,22 +60,33 @@ def contract_accepts(args: tuple[Any, ...]) -> bool:
 
 
 def test_arbitrary_events_and_handshakes_store_only_valid_messages(tmp_path: Path) -> None:
+    """The clients' loop runs in its own thread, so pings are answered between examples."""
     loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def run(coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=30)
+
     db = tmp_path / "chat.db"
     supervisor = Supervisor()
-    server = loop.run_until_complete(
-        supervisor.spawn("server", server_argv(db), tmp_path / "server.log", ready_url="/healthz")
-    )
-    client = ChatClient(server.url)
-    loop.run_until_complete(client.connect())
     expected: list[tuple[str, str]] = []
     seen_offsets: set[str] = set()
+
+    async def start() -> tuple[Child, ChatClient]:
+        child = await supervisor.spawn(
+            "server", server_argv(db), tmp_path / "server.log", ready_url="/healthz"
+        )
+        client = ChatClient(child.url)
+        await client.connect()
+        return child, client
+
+    server, client = run(start())
 
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(args=st.lists(json_values, max_size=3), auth=auth_values)
     def check(args: list[Any], auth: Any) -> None:
-        answer = loop.run_until_complete(client.send(*args) if args else client.send(None))
+        answer = run(client.send(*args) if args else client.send(None))
         sent = tuple(args) if args else (None,)
         if contract_accepts(sent):
             assert answer is None
@@ -82,24 +97,25 @@ def test_arbitrary_events_and_handshakes_store_only_valid_messages(tmp_path: Pat
             assert isinstance(answer, dict) and set(answer) == {"error", "detail"}, answer
         other = ChatClient(server.url)
         other.auth_override = auth
-        loop.run_until_complete(other.connect())
+        run(other.connect())
         assert other.sid
-        loop.run_until_complete(other.leave())
+        run(other.leave())
+
+    async def health() -> int:
+        async with aiohttp.ClientSession() as http, http.get(f"{server.url}/healthz") as r:
+            return (await r.json())["messages"]
 
     try:
         check()
         with sqlite3.connect(db) as conn:
             stored = list(conn.execute("SELECT client_offset, content FROM messages ORDER BY id"))
         assert stored == expected
-
-        async def health() -> int:
-            async with aiohttp.ClientSession() as http, http.get(f"{server.url}/healthz") as r:
-                return (await r.json())["messages"]
-
-        assert loop.run_until_complete(health()) == len(expected)
+        assert run(health()) == len(expected)
     finally:
-        loop.run_until_complete(client.leave())
-        loop.run_until_complete(supervisor.close())
+        run(client.leave())
+        run(supervisor.close())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
         loop.close()
 
 
