@@ -402,3 +402,23 @@ async def test_an_error_in_the_scenario_leaves_no_worker_and_no_port(tmp_path: P
     assert not psutil.pid_exists(worker.child.proc.pid)
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", worker.child.port)
+
+
+@pytest.mark.parametrize("graceful", [True, False])
+async def test_the_client_rides_through_a_server_restart(run: Run, graceful: bool) -> None:
+    server = await run.start_target("reference", "exactly-once")
+    a = run.client("c0")
+    await a.start()
+    await a.send("before")
+    await until(lambda: a.shown() == {1}, what="first show")
+    if graceful:
+        await server.terminate()
+    else:
+        await server.kill()
+    await until(lambda: not a.connected, what="disconnected")
+    after = await a.send("after")
+    await server.restart()
+    await until(lambda: a.connected and a.pending() == 0 and a.shown() == {1, 2}, what="resumed")
+    assert [e["msg"] for e in run.events("c0", "ack")][-1] == after
+    assert len(run.events("c0", "connect")) == 2
+    assert [r["content"] for r in run.rows()] == ["before", "after"]

@@ -123,7 +123,9 @@ class User {
       emitEvent(['disconnect', this.cid, reason]);
       // what the client's documentation tells an app to do: the client does not
       // reconnect by itself after the server closed the namespace
-      if (mine() && reason === 'io server disconnect' && !this.left) socket.connect();
+      if (reason === 'io server disconnect' && !this.left) {
+        setTimeout(() => { if (mine() && !this.left) socket.connect(); }, cfg.reconnect_delay * 1000);
+      }
     });
     socket.on('connect_error', (err) => {
       if (mine()) emitEvent(['connect_error', this.cid, String(err && err.message)]);
