@@ -151,9 +151,13 @@ class _Sim:
         wanted = [k for k in VIOLATION_KINDS for _ in range(spec.violations.get(k, 0))]
         if not wanted:
             return
+        if 2 * len(wanted) + len(self.clients) + 4 > len(self.msgs):
+            raise ValueError(f"{len(wanted)} planted violations need more than "
+                             f"{len(self.msgs)} messages")
         step = max(1, (len(self.msgs) - 4) // (len(wanted) + 1))
         pos = 2
         for kind in wanted:
+            pos = min(pos, len(self.msgs) - len(self.clients) - 1)
             while self.msgs[pos].planted or (
                 kind == "sender_reordered" and self.msgs[pos + len(self.clients)].planted
             ):
