@@ -29,10 +29,10 @@ from faultlab.harness.clients.base import (
     ChatClient,
     ClientConfig,
 )
-from faultlab.harness.cluster import Cluster
+from faultlab.harness.cluster import Cluster, ClusterError
 from faultlab.harness.history import History
 from faultlab.harness.nemesis import Nemesis
-from faultlab.harness.processes import Supervisor
+from faultlab.harness.processes import ChildFailed, Supervisor
 from faultlab.harness.rundir import RunDir, create_run_dir, faultlab_replay, write_params
 from faultlab.harness.schedule import Fault, ScheduleError, dump_schedule, fault_label
 from faultlab.harness.schedule import load_schedule as _load_schedule
@@ -136,6 +136,17 @@ def _check(run: RunDir) -> dict[str, Any] | None:
     return orjson.loads(verdict.read_bytes()) if verdict.exists() else None
 
 
+def _unsupported(target: Target, params: RunParams) -> str | None:
+    """Why this target cannot run these params, or None."""
+    reason = target.supports(params.level, params.recovery)
+    if reason is None and target.failpoints is None:
+        for fault in params.schedule:
+            if fault.kind in ("failpoint", "store_error"):
+                return (f"schedule: {fault.kind} needs failpoints, and target "
+                        f"{target.name!r} has none")
+    return reason
+
+
 async def _wait_connected(clients: Sequence[ChatClient], deadline: float) -> None:
     end = time.monotonic() + deadline
     while not all(c.connected for c in clients):
@@ -153,7 +164,7 @@ async def run_scenario(params: RunParams, progress: Progress | None = None) -> P
     """
     params.validate()
     target = load_target(params.target)
-    reason = target.supports(params.level, params.recovery)
+    reason = _unsupported(target, params)
     if reason is not None:
         raise ValueError(reason)
     run = create_run_dir(params.out, params.scenario or f"{target.name}-{params.level}")
@@ -332,7 +343,7 @@ def command(target: str, level: str, receive: str, recovery: str, transport: str
     )
     try:
         params.validate()
-        reason = load_target(target).supports(level, recovery)
+        reason = _unsupported(load_target(target), params)
     except (ValueError, TargetError) as exc:
         raise click.UsageError(str(exc)) from None
     if reason is not None:
@@ -345,6 +356,10 @@ def command(target: str, level: str, receive: str, recovery: str, transport: str
     except KeyboardInterrupt:
         console.print("interrupted: every process was stopped")
         sys.exit(130)
+    except (ChildFailed, ClusterError, TimeoutError) as exc:
+        console.print(f"[red]run failed:[/] {exc}", markup=True, highlight=False)
+        console.print(f"run directory: {display.info.get('run_dir')}")
+        sys.exit(1)
     _summary(console, display.info.get("verdict"), display.info.get("quiesced"))
     click.echo(str(run_dir))
 

@@ -12,6 +12,7 @@ import pytest
 
 from faultlab.harness.run import RunParams, run_scenario
 from faultlab.harness.schedule import parse_schedule
+from faultlab.harness.targets import load_target
 
 FAST = {"knobs": {"ping_interval": 1.0, "ping_timeout": 1.0}, "ack_timeout": 0.5,
         "reconnect_delay": 0.05, "quiesce_deadline": 10.0}
@@ -100,6 +101,8 @@ def faultlab(*args: str) -> subprocess.CompletedProcess[str]:
         (["--rate", "5"], "rate and duration go together"),
         (["--groups", "1", "--faults", '[{"at": 0, "kind": "partition", "target": "group:3"}]'],
          "partition targets group:3, but the run has 1 client group(s)"),
+        (["--target", "node-peer", "--faults", '[{"at": 0, "kind": "store_error"}]'],
+         "schedule: store_error needs failpoints, and target 'node-peer' has none"),
     ],
 )
 def test_bad_arguments_get_a_one_line_reason(args: list[str], reason: str) -> None:
@@ -107,6 +110,18 @@ def test_bad_arguments_get_a_one_line_reason(args: list[str], reason: str) -> No
     assert result.returncode == 2
     assert reason in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_server_that_cannot_start_is_reported_without_a_traceback(tmp_path: Path) -> None:
+    target = tmp_path / "dead.toml"
+    target.write_text(load_target().source.read_text().replace(
+        '"{python}", "-m", "faultlab", "server"', '"{python}", "-c", "print(1/0)"'))
+    result = faultlab("--target", str(target), "--out", str(tmp_path / "r"))
+    assert result.returncode == 1
+    assert "run failed: server exited with code 1" in result.stderr
+    assert "ZeroDivisionError" in result.stderr  # the server's log tail
+    harness_part, log_tail = result.stderr.split("last lines:")
+    assert "Traceback" not in harness_part and "Traceback" in log_tail
 
 
 def test_the_command_prints_the_run_directory(tmp_path: Path) -> None:
