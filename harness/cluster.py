@@ -95,8 +95,16 @@ class Cluster:
             self._http = aiohttp.ClientSession()
             self.store_max_id = await asyncio.to_thread(max_id, self.target.store, self.db)
             if self.with_proxy:  # both take a second to start: start them side by side
-                _, api = await asyncio.gather(self.start_server(), self._start_proxy_api())
-                await self._create_proxies(api)
+                server = asyncio.ensure_future(self.start_server())
+                proxy = asyncio.ensure_future(self._start_proxy_api())
+                try:
+                    await asyncio.gather(server, proxy)
+                except BaseException:
+                    for task in (server, proxy):
+                        task.cancel()
+                    await asyncio.gather(server, proxy, return_exceptions=True)
+                    raise
+                await self._create_proxies(proxy.result())
             else:
                 await self.start_server()
         except BaseException:
