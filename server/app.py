@@ -26,6 +26,7 @@ from faultlab.server.mutations import Mutation
 from faultlab.server.pipeline import Pipeline
 from faultlab.server.recovery import DurableSessions, EmitLog, MemorySessions, RecoveringServer
 from faultlab.server.store import Store
+from faultlab.server.transport import use_plain_websockets
 
 log = logging.getLogger("faultlab.server")
 
@@ -88,6 +89,7 @@ class ChatServer:
             cors_allowed_origins="*",
             max_http_buffer_size=max(1_000_000, config.max_content * 8),
         )
+        use_plain_websockets(self.sio.eio)
         self.emitter = Emitter(self.sio, csr=config.csr, emit_log=self.emit_log)
         self.pipeline = Pipeline(
             self.store, self.emitter, self.failpoints, self.mutation, batch_max=config.batch_max
