@@ -233,7 +233,10 @@ class LeanClient:
             await asyncio.wait(waiters, timeout=self.config.ack_timeout,
                                return_when=asyncio.FIRST_COMPLETED)
         except TransportClosed:
-            pass
+            # The transport is closing but its reader has not noticed yet: let the
+            # connection end before retrying, or the retry loop spins without yielding.
+            if lost is not None and not lost.done():
+                await asyncio.wait({lost}, timeout=self.config.ack_timeout)
         finally:
             self._acks.pop(ack_id, None)
         if not fut.done():
