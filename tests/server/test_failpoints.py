@@ -86,9 +86,7 @@ async def test_after_commit_crash_exits_abruptly_with_the_row_committed(start_se
     await client.drop()
 
 
-async def test_during_sync_error_closes_the_transport_and_the_next_catch_up_works(
-    start_server, db
-):
+async def test_during_sync_error_closes_the_transport_and_the_next_catch_up_works(start_server, db):
     server = await start_server("--failpoints", "during_sync=error*1")
     writer = ChatClient(server.url)
     await writer.connect()  # this connection's sync takes the one error
