@@ -203,3 +203,29 @@ def test_a_correct_target_passes_every_example() -> None:
     result = search(FakeWarm(config, lambda schedule: False))
     assert not result.failed and 10 < result.examples == result.runs <= 25
     assert "no failing schedule found" in describe(result)
+
+
+def test_a_cancelled_search_stops_at_the_next_example() -> None:
+    """Ctrl-C or a timeout of the caller ends Hypothesis at once, not after max_examples."""
+    config = ExploreConfig(examples=100, seed=1)
+    warm = FakeWarm(config, lambda schedule: False)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    explorer = _Search(warm, loop)  # type: ignore[arg-type]
+    real_run = warm.run
+
+    async def run_then_cancel(schedule: list[Fault]) -> Example:
+        if len(warm.seen) == 3:
+            explorer.stop.set()
+        return await real_run(schedule)
+
+    warm.run = run_then_cancel  # type: ignore[method-assign]
+    try:
+        with pytest.raises(KeyboardInterrupt, match="exploration cancelled"):
+            explorer.search()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+    assert explorer.result.runs == 4
