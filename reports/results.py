@@ -39,7 +39,8 @@ def _detail(ev: dict[str, Any]) -> str:
     if op in ("reject", "give_up"):
         return str(ev.get("error") or ev.get("reason") or "")
     if op == "send":
-        return f"client_offset {ev.get('client_offset')}"
+        offset = ev.get("client_offset")
+        return "no client offset" if offset is None else f"client_offset {offset}"
     return ""
 
 
