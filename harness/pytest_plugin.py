@@ -229,14 +229,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run_dirs = sorted(p for p in runs.glob("*") if (p / "verdict.json").is_file())
     if not run_dirs:
         return
-    from faultlab.reports import render, summary_markdown
+    from faultlab.reports import render
 
     index = render(run_dirs, Path(report))
     config.stash.setdefault(_RUNS_KEY, []).append({"report": str(index)})
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as fh:
-            fh.write(summary_markdown(run_dirs) + "\n")
+            fh.write((index.parent / "summary.md").read_text(encoding="utf-8") + "\n")
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
