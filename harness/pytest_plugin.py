@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -72,6 +73,10 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, doc in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {doc}")
     config.stash[_RUNS_KEY] = []
+    report = config.getoption("--faultlab-report", None)
+    if report is not None and not _is_worker(config):
+        # the report describes this session only: runs of an earlier one are cleared
+        shutil.rmtree(Path(report) / "runs", ignore_errors=True)
 
 
 @dataclass(frozen=True)
