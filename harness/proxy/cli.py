@@ -21,10 +21,16 @@ from faultlab.harness.proxy.server import serve
 @click.option("--seed", type=int, default=None, help="Seed for toxicity and jitter draws.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-def command(host: str, port: int, config: Path | None, seed: int | None, log_level: str) -> None:
+@click.option("--relay", default="splice", show_default=True,
+              type=click.Choice(["splice", "copy"]),
+              help="How links without toxics move bytes: in the kernel (os.splice, Linux; "
+                   "copy elsewhere) or through a userspace buffer.")
+def command(
+    host: str, port: int, config: Path | None, seed: int | None, log_level: str, relay: str
+) -> None:
     """Run a Toxiproxy-compatible fault proxy (same HTTP API, port 8474)."""
     logging.basicConfig(
         level=log_level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    sys.exit(asyncio.run(serve(host, port, config, seed)))
+    sys.exit(asyncio.run(serve(host, port, config, seed, splice=relay == "splice")))

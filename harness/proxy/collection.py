@@ -25,10 +25,11 @@ class ProxySpec:
 
 
 class ProxyCollection:
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, splice: bool = True) -> None:
         self.proxies: dict[str, Proxy] = {}
         self.lock = asyncio.Lock()
         self.rng = rng
+        self.splice = splice  # how new proxies relay untoxic links (see link.py)
 
     def get(self, name: str) -> Proxy:
         proxy = self.proxies.get(name)
@@ -40,7 +41,7 @@ class ProxyCollection:
         """Create and (if enabled) start; nothing is kept when starting fails."""
         if spec.name in self.proxies:
             raise PROXY_EXISTS
-        proxy = Proxy(spec.name, spec.listen, spec.upstream, self.rng)
+        proxy = Proxy(spec.name, spec.listen, spec.upstream, self.rng, self.splice)
         if spec.enabled:
             await proxy.start()
         self.proxies[spec.name] = proxy
@@ -53,7 +54,7 @@ class ProxyCollection:
             if not await existing.differs(spec.listen, spec.upstream):
                 return existing
             existing.stop()
-        proxy = Proxy(spec.name, spec.listen, spec.upstream, self.rng)
+        proxy = Proxy(spec.name, spec.listen, spec.upstream, self.rng, self.splice)
         if spec.enabled:
             await proxy.start()
         self.proxies[spec.name] = proxy

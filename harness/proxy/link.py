@@ -1,21 +1,25 @@
 """One relayed TCP connection: two sockets and a link per direction.
 
-With no toxic on a direction the link is a bare relay: the source protocol's
-`data_received` *is* the destination transport's `write`, so relaying costs no Python
-frame of ours. Adding a toxic swaps in a chain of stubs (see `toxics.base`); removing
-the last one swaps the bare relay back once the chain has drained, so bytes are never
-reordered or dropped by a change.
+With no toxic on a direction the link is a bare relay: on Linux a `Splicer` moves the
+bytes socket -> pipe -> socket inside the kernel; elsewhere (or when splicing is
+off) the source's `buffer_updated` writes its read buffer straight into the
+destination transport. Adding a toxic stops the splicer (what its pipe held goes to
+the destination first) and swaps in a chain of stubs (see `toxics.base`); removing
+the last one swaps the bare relay back once the chain has drained and the
+destination's buffer is empty, so bytes are never reordered or dropped by a change.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import socket
 import struct
 from collections.abc import Callable, Iterable
 
+from faultlab.harness.proxy import splice
 from faultlab.harness.proxy.toxics.base import Chunk, Item, ToxicEntry, ToxicStub
 
 log = logging.getLogger("faultlab.proxy")
@@ -48,6 +52,7 @@ class Side(asyncio.BufferedProtocol):
         self.in_link: Link | None = None  # the link that writes to this side
         self.lost = False
         self._early: list[bytes] = []
+        self._fd: int | None = None  # a duplicate of the socket's descriptor, for splicing
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -71,6 +76,23 @@ class Side(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.conn.side_lost(self)
+        self.release_fd()
+
+    def fd(self) -> int:
+        """A descriptor of this socket that the event loop lets us watch ourselves."""
+        if self._fd is None:
+            assert self.transport is not None
+            self._fd = os.dup(self.transport.get_extra_info("socket").fileno())
+        return self._fd
+
+    def release_fd(self) -> None:
+        """Close the duplicate, which would otherwise keep the socket open."""
+        if self._fd is not None:
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(self._fd)
+            loop.remove_writer(self._fd)
+            os.close(self._fd)
+            self._fd = None
 
     def pause_writing(self) -> None:
         if self.in_link is not None:
@@ -105,7 +127,8 @@ class Link:
     """One direction of a connection: source -> toxic stubs, in order -> destination."""
 
     def __init__(
-        self, direction: str, source: Side, dest: Side, rng: random.Random
+        self, direction: str, source: Side, dest: Side, rng: random.Random,
+        use_splice: bool = False,
     ) -> None:
         self.direction = direction
         self.source = source
@@ -117,6 +140,9 @@ class Link:
         self._eof = False
         self._queue_full = False
         self._dest_full = False
+        self._use_splice = use_splice and splice.AVAILABLE
+        self._splicer: splice.Splicer | None = None
+        self._started = False
         source.out_link = self
         dest.in_link = self
 
@@ -128,6 +154,8 @@ class Link:
             stub.start()
         for data in self.source.take_early():
             self._feed(data)
+        self._started = True
+        self._try_splice()
         self._sync_reading()
 
     # --- toxics changing on a live link ---------------------------------------------
@@ -162,6 +190,7 @@ class Link:
         if self._eof:
             return
         self._eof = True
+        self._stop_splice()
         if self.stubs:
             self.stubs[0].put(None)
         else:
@@ -175,6 +204,8 @@ class Link:
         if transport.get_write_buffer_size():
             # asyncio may keep a view of the unsent part (3.12+): never reuse that buffer
             self.source.buffer = memoryview(bytearray(READ_SIZE))
+        elif self._use_splice:
+            self._try_splice()
 
     def _feed_read(self, nbytes: int) -> None:
         self._feed(self.source.buffer[:nbytes])
@@ -202,6 +233,48 @@ class Link:
     def dest_gone(self) -> None:
         self._rewire()
 
+    # --- the kernel relay -----------------------------------------------------------
+    def _try_splice(self) -> None:
+        """Hand the relay to a splicer if nothing could be overtaken by it: no toxic,
+        the destination's buffer empty, both sockets open."""
+        src, dst = self.source.transport, self.dest.transport
+        if (
+            not self._use_splice or self._splicer is not None or not self._started
+            or self.stubs or self._eof or self.finished or self.source.lost or self.dest.lost
+            or src is None or dst is None or src.is_closing() or dst.is_closing()
+            or dst.get_write_buffer_size()
+        ):
+            return
+        try:
+            self._splicer = splice.Splicer(
+                asyncio.get_running_loop(), self.source.fd(), self.dest.fd(),
+                self.feed_eof, self._source_failed, self._dest_failed,
+            )
+        except OSError as exc:  # out of descriptors: this link keeps copying
+            log.debug("proxy link %s: no splice: %s", self.direction, exc)
+            self._use_splice = False
+            return
+        src.pause_reading()
+
+    def _stop_splice(self, *, keep: bool = True) -> None:
+        """Back to the transports; what the pipe held goes to the destination first."""
+        splicer, self._splicer = self._splicer, None
+        if splicer is None:
+            return
+        held = splicer.stop()
+        transport = self.dest.transport
+        if keep and held and not self.dest.lost and transport is not None:
+            transport.write(held)
+        self._sync_reading()
+
+    def _source_failed(self) -> None:
+        self._splicer = None
+        self.source.abort()
+
+    def _dest_failed(self) -> None:
+        self._splicer = None
+        self.dest.abort()
+
     # --- back-pressure --------------------------------------------------------------
     def queued_add(self, n: int) -> None:
         self.queued += n
@@ -221,7 +294,7 @@ class Link:
 
     def _sync_reading(self) -> None:
         transport = self.source.transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or self._splicer is not None:
             return
         if self._queue_full or self._dest_full:
             transport.pause_reading()
@@ -230,6 +303,7 @@ class Link:
 
     # --- wiring ---------------------------------------------------------------------
     def cancel(self) -> None:
+        self._stop_splice(keep=False)
         for stub in self.stubs:
             stub.cancel()
 
@@ -250,12 +324,15 @@ class Link:
             self.stubs[-1].output = self._deliver
         feed: Callable[[int], None]
         if self.dest.lost or self.dest.transport is None:
+            self._stop_splice(keep=False)
             feed = _discard
         elif self.stubs:
+            self._stop_splice()
             feed = self._feed_read
         else:
             feed = self._relay
         self.source.buffer_updated = feed  # type: ignore[method-assign]
+        self._try_splice()
 
 
 class Connection:
@@ -291,8 +368,9 @@ class Connection:
         if self.client.lost:
             self.upstream.abort()
             return
-        up = Link("upstream", self.client, self.upstream, self.owner.rng)
-        down = Link("downstream", self.upstream, self.client, self.owner.rng)
+        use_splice = self.owner.splice
+        up = Link("upstream", self.client, self.upstream, self.owner.rng, use_splice)
+        down = Link("downstream", self.upstream, self.client, self.owner.rng, use_splice)
         self.links = {"upstream": up, "downstream": down}
         up.start(self.owner.chain("upstream"))
         down.start(self.owner.chain("downstream"))
@@ -333,6 +411,7 @@ class ConnectionOwner:
     upstream: str
     rng: random.Random
     connections: set[Connection]
+    splice: bool  # relay untoxic links inside the kernel where the platform can
 
     def chain(self, direction: str) -> list[ToxicEntry]:
         raise NotImplementedError

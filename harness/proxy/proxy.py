@@ -49,12 +49,15 @@ async def resolve(listen: str) -> tuple[int, tuple[Any, ...], str]:
 class Proxy(ConnectionOwner):
     """One named proxy; all methods run on the event loop of the API server."""
 
-    def __init__(self, name: str, listen: str, upstream: str, rng: random.Random) -> None:
+    def __init__(
+        self, name: str, listen: str, upstream: str, rng: random.Random, splice: bool = True
+    ) -> None:
         self.name = name
         self.listen = listen
         self.upstream = upstream
         self.enabled = False
         self.rng = rng
+        self.splice = splice
         self.connections: set[Connection] = set()
         self.toxics: dict[str, list[ToxicEntry]] = {d: [] for d in DIRECTIONS}
         self._server: asyncio.Server | None = None

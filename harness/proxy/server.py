@@ -50,10 +50,12 @@ def raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def serve(host: str, port: int, config: Path | None, seed: int | None) -> int:
+async def serve(
+    host: str, port: int, config: Path | None, seed: int | None, splice: bool = True
+) -> int:
     """Serve until a signal; returns the exit code."""
     raise_file_limit()
-    proxies = ProxyCollection(random.Random(seed))
+    proxies = ProxyCollection(random.Random(seed), splice)
     runner = web.AppRunner(make_app(proxies), access_log=None, handle_signals=False)
     await runner.setup()
     stop = asyncio.Event()
