@@ -77,7 +77,7 @@ async def test_a_planted_bug_is_found_shrunk_and_replayed(request: pytest.Fixtur
     """no_dedupe stores a retried message again: only a fault that makes a client retry
     (a lost or late ack) shows it, so the search has to find one."""
     config = ExploreConfig(mutation="no_dedupe", examples=30, seed=seed_for(request, 2),
-                           shrink_budget=40.0)
+                           shrink_budget=60.0)
     result = await explore(config, tmp_path / "explore")
     summary = report(result, tmp_path)
     assert result.minimal is not None, summary
