@@ -15,6 +15,7 @@ from engineio import packet as eio_packet
 from socketio import packet
 
 from faultlab.server.recovery import EmitLog
+from faultlab.server.transport import DirectSocket
 
 EVENT = "chat message"
 LIVE = "faultlab:live"
@@ -45,19 +46,27 @@ class Emitter:
         """Emit rows to every live socket: one encoding per row, no task per recipient.
 
         python-socketio's room emit also encodes once but starts a task per
-        recipient; queueing the same engine.io packet on each socket in turn keeps
-        the order and costs a fraction of that.
+        recipient; writing the same encoded packet to each socket in turn keeps the
+        order and costs a fraction of that (websockets skip engine.io's queue when
+        they can, see `transport`).
         """
         manager = self.sio.manager
-        send = self.sio.eio.send_packet
+        eio = self.sio.eio
+        sockets = eio.sockets
         for row_id, content in rows:
             pkt = self.sio.packet_class(
                 packet.EVENT, namespace=NAMESPACE, data=[EVENT, *self._args(row_id, content)]
             )
             message = eio_packet.Packet(eio_packet.MESSAGE, pkt.encode())
+            text = message.encode()
             for sid, eio_sid in list(manager.get_participants(NAMESPACE, LIVE)):
-                if sid != skip_sid:
-                    await send(eio_sid, message)
+                if sid == skip_sid:
+                    continue
+                socket = sockets.get(eio_sid)
+                if isinstance(socket, DirectSocket):
+                    await socket.send_text(text, message)
+                else:
+                    await eio.send_packet(eio_sid, message)
 
     async def send(self, sid: str, rows: Iterable[Row]) -> None:
         """Emit rows to one socket, in order."""

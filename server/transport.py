@@ -1,22 +1,109 @@
-"""The websocket transport without permessage-deflate.
+"""The websocket transport: no permessage-deflate, and packets written straight to the socket.
 
-The official client offers permessage-deflate and the official server declines it
-by default (`perMessageDeflate: false`); aiohttp would accept it and then deflate
-every frame for every recipient, which was most of a broadcast's CPU. This keeps
-the official server's default. python-engineio picks its websocket class from its
-driver table; the server gets its own copy of that table with this class.
+Compression: the official client offers permessage-deflate and the official server
+declines it by default (`perMessageDeflate: false`); aiohttp would accept it and
+then deflate every frame for every recipient. This keeps the official default.
+
+Direct writes: python-engineio puts every outgoing packet on a per-socket queue
+that a writer task drains, so each delivery costs a queue hop, a task wake-up and
+a timeout task. A socket that connected over websocket (no polling phase) here
+writes a packet straight to its websocket when nothing is waiting in that queue
+and the transport's buffer has room, so the write never suspends; otherwise the
+packet takes the queue, and direct writes resume only once the writer has sent
+everything queued. Order is the order of `send` calls either way. Sockets that
+start on polling keep engine.io's queue for their whole life.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from aiohttp.web import WebSocketResponse
+from engineio import packet as eio_packet
 from engineio.async_drivers.aiohttp import WebSocket
+from engineio.async_socket import AsyncSocket
+
+
+class DirectSocket(AsyncSocket):  # type: ignore[misc]
+    """An engine.io websocket socket that writes without its queue when it can."""
+
+    ws: WebSocketResponse
+    transport: asyncio.Transport | None
+    queued: int
+    """Packets put on the engine.io queue and not yet written by its writer task."""
+
+    def adopt(self, ws: WebSocketResponse, transport: asyncio.Transport | None) -> None:
+        self.ws = ws
+        self.transport = transport
+        self.queued = self.queue.qsize()
+
+    async def poll(self) -> list[eio_packet.Packet]:
+        """The writer task's wait, without engine.io's idle timeout.
+
+        With direct writes the queue is idle for long stretches, and engine.io's
+        writer closes the websocket when its queue stays empty for a ping interval
+        plus timeout. The receive loop still has that timeout, and it queues None
+        when it ends, which stops the writer.
+        """
+        first = await self.queue.get()
+        self.queue.task_done()
+        if first is None:
+            return []
+        packets = [first]
+        while not self.queue.empty():
+            pkt = self.queue.get_nowait()
+            self.queue.task_done()
+            if pkt is None:
+                self.queue.put_nowait(None)
+                break
+            packets.append(pkt)
+        return packets
+
+    def _alive(self) -> bool:
+        """What `check_ping_timeout` checks, without a coroutine per packet."""
+        last = self.last_ping
+        return not self.closed and not (last and time.time() - last > self.server.ping_timeout)
+
+    def _can_write(self, size: int) -> bool:
+        """Nothing queued ahead, open, and the write cannot fill the buffer (so it never waits)."""
+        transport = self.transport
+        if self.queued or self.closed or self.ws.closed or transport is None:
+            return False
+        if transport.is_closing():
+            return False
+        high = transport.get_write_buffer_limits()[1]
+        return transport.get_write_buffer_size() + size < high
+
+    async def send_text(self, text: str, pkt: eio_packet.Packet) -> None:
+        """Send `pkt`, whose encoding is `text`, directly when possible."""
+        if not self._alive() and not await self.check_ping_timeout():
+            return
+        if self._can_write(len(text)):
+            try:
+                await self.ws.send_str(text)
+                return
+            except (ConnectionError, RuntimeError):
+                pass  # the queue path meets the same end and closes the socket
+        self.queued += 1
+        await self.queue.put(pkt)
+
+    async def send(self, pkt: eio_packet.Packet) -> None:
+        encoded = pkt.encode()
+        if isinstance(encoded, str):
+            await self.send_text(encoded, pkt)
+            return
+        if not self._alive() and not await self.check_ping_timeout():
+            return
+        self.queued += 1
+        await self.queue.put(pkt)
 
 
 class PlainWebSocket(WebSocket):  # type: ignore[misc]
-    """engineio's aiohttp websocket, with compression off."""
+    """engineio's aiohttp websocket, with compression off and direct writes."""
+
+    direct: DirectSocket | None = None
 
     async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
         request = environ["aiohttp.request"]
@@ -25,8 +112,21 @@ class PlainWebSocket(WebSocket):  # type: ignore[misc]
         )
         await self._sock.prepare(request)
         self.environ = environ
+        socket = getattr(self.handler, "__self__", None)
+        if type(socket) is AsyncSocket and not socket.connected:
+            socket.__class__ = DirectSocket
+            socket.adopt(self._sock, request.transport)
+            self.direct = socket
         await self.handler(self)
         return self._sock
+
+    async def send(self, message: str | bytes) -> None:
+        """The writer task's path: count the queued packet as written."""
+        try:
+            await super().send(message)
+        finally:
+            if self.direct is not None:
+                self.direct.queued -= 1
 
 
 def use_plain_websockets(eio: Any) -> None:
