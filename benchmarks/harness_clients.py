@@ -42,6 +42,8 @@ from faultlab.harness.history import History
 from faultlab.harness.rundir import create_run_dir
 from faultlab.harness.targets import load_target
 
+PHASES = (("lean", True), ("lean", False), ("stock", True))
+
 
 async def until(cond: Callable[[], bool], what: str, deadline: float) -> None:
     end = time.monotonic() + deadline
@@ -65,10 +67,7 @@ class StockClient:
         content = args[0] if args else None
         offset = args[1] if len(args) > 1 else None
         self.received += 1
-        self.history.record(self.id, "recv", content=content, server_offset=offset,
-                            csr_offset=None)
-        if self.policy.accept(offset):
-            self.history.record(self.id, "show", content=content, server_offset=offset)
+        self.history.record_receive(self.id, content, offset, None, self.policy.accept(offset))
 
     async def start(self) -> None:
         await self.sio.connect(self.url, transports=["websocket"],
@@ -140,7 +139,8 @@ async def cpu_figure(cluster: Cluster, kind: str, record: bool, n: int, rate: fl
                 c.connected if isinstance(c, LeanClient) else c.sio.connected
                 for c in clients), "connected", 60)
             base = received_by(clients)
-            cpu0, wall0 = time.process_time(), time.perf_counter()
+            use0, cpu0, wall0 = (resource.getrusage(resource.RUSAGE_SELF), time.process_time(),
+                                 time.perf_counter())
             loop = asyncio.get_running_loop()
             start = loop.time()
             count = int(rate * duration)
@@ -153,6 +153,7 @@ async def cpu_figure(cluster: Cluster, kind: str, record: bool, n: int, rate: fl
             with contextlib.suppress(TimeoutError):
                 await until(lambda: received_by(clients) >= expected, "all received", 30)
             cpu = time.process_time() - cpu0
+            use1 = resource.getrusage(resource.RUSAGE_SELF)
             wall = time.perf_counter() - wall0
             got = received_by(clients) - base
         finally:
@@ -161,7 +162,9 @@ async def cpu_figure(cluster: Cluster, kind: str, record: bool, n: int, rate: fl
             await sender.close()
     return {"client": kind, "recording": record, "received": got, "expected": count * n,
             "wall_s": wall, "cpu_s": cpu, "cpu_us_per_msg": cpu / max(got, 1) * 1e6,
-            "harness_cpu_share": cpu / wall}
+            "harness_cpu_share": cpu / wall,
+            "sys_share": (use1.ru_stime - use0.ru_stime) / max(cpu, 1e-9),
+            "minor_faults_per_msg": (use1.ru_minflt - use0.ru_minflt) / max(got, 1)}
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -178,14 +181,15 @@ async def main(args: argparse.Namespace) -> None:
             print("connect:", await connect_figure(c, args.connect_clients, out))
     per: dict[tuple[str, bool], list[float]] = {}
     for r_ in range(args.rounds):
-        for kind, record in (("lean", True), ("lean", False), ("stock", True)):
+        for kind, record in PHASES:
+            if kind not in args.only:
+                continue
             async with cluster(f"{kind}-{record}-{r_}") as c:
                 r = await cpu_figure(c, kind, record, args.clients, args.rate, args.duration,
                                      out)
             per.setdefault((kind, record), []).append(r["cpu_us_per_msg"])
             print("cpu:", {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()})
-    lean, bare, stock = (statistics.median(per[k]) for k in
-                         (("lean", True), ("lean", False), ("stock", True)))
+    lean, bare, stock = (statistics.median(per.get(k, [float("nan")])) for k in PHASES)
     print(f"median lean CPU per received message: {lean:.1f} µs "
           f"(stock {stock:.1f} µs, stock/lean {stock / lean:.1f}x)")
     print(f"recording overhead: {(lean / bare - 1) * 100:+.1f} % ({bare:.1f} -> {lean:.1f} µs)")
@@ -200,4 +204,6 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--connect-clients", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--only", nargs="+", choices=("lean", "stock"), default=["lean", "stock"],
+                        help="which clients' CPU phases to run")
     asyncio.run(main(parser.parse_args()))

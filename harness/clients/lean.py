@@ -72,6 +72,7 @@ class LeanClient:
         self._own_http = http is None
         self._rng = rng or random.Random()
         self._record = history.record
+        self._record_receive = history.record_receive
         self._actor = config.id
         self._policy: ReceivePolicy = policy(config.receive)
         self._recovery = config.recovery != "off"
@@ -425,10 +426,8 @@ class LeanClient:
             self._last_offset = last
         content = args[1] if n > 1 else None
         server_offset = args[2] if n > 2 else None
-        record, actor = self._record, self._actor
-        record(actor, "recv", content=content, server_offset=server_offset, csr_offset=csr)
-        if self._policy.accept(server_offset):
-            record(actor, "show", content=content, server_offset=server_offset)
+        self._record_receive(self._actor, content, server_offset, csr,
+                             self._policy.accept(server_offset))
 
     def _on_ack(self, body: str) -> None:
         ack_id, rest = wire.split_id(body)

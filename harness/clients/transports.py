@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 import aiohttp
+from aiohttp.client import WebSocketDataQueue
+from aiohttp.http import WebSocketReader
 
 from faultlab.harness.clients import wire
 
+log = logging.getLogger(__name__)
 OnPacket = Callable[[str], None]
 
 
@@ -51,8 +55,53 @@ def _ws_url(http_url: str) -> str:
     return "ws" + http_url.removeprefix("http")
 
 
+class _TextQueue(WebSocketDataQueue):
+    """aiohttp's WebSocket message queue, except that a text message goes straight to
+    `on_text` from the protocol's `data_received`: no future, no task wake-up and no
+    `receive()` call per frame, which was most of the client's CPU per message.
+    Everything else (close, ping, errors) is queued for `receive()` as before."""
+
+    on_text: OnPacket | None = None
+
+    def feed_data(self, data: aiohttp.WSMessage, size: int) -> None:  # type: ignore[override]
+        on_text = self.on_text
+        if on_text is not None and data.type is _TEXT:
+            on_text(data.data)
+        else:
+            super().feed_data(data, size)
+
+
+_TEXT = aiohttp.WSMsgType.TEXT
+
+
+def _direct_text(ws: aiohttp.ClientWebSocketResponse) -> _TextQueue | None:
+    """Re-plumb `ws` so text frames reach a callback directly (see `_TextQueue`).
+
+    Called only where the server sends nothing until the client speaks again (after
+    the open packet, or after the `3probe` of an upgrade), so no frame can be
+    half-parsed by the parser being replaced. Without permessage-deflate only (the
+    lean client never offers it), and only on aiohttp's usual plumbing; otherwise
+    the frames keep going through `receive()`.
+    """
+    response = getattr(ws, "_response", None)
+    old = getattr(ws, "_reader", None)
+    proto = getattr(getattr(response, "connection", None), "protocol", None)
+    if ws.compress or proto is None or not isinstance(old, WebSocketDataQueue) \
+            or old._buffer or old.is_eof():
+        return None
+    queue = _TextQueue(proto, 2**16, loop=asyncio.get_running_loop())
+    parser = WebSocketReader(queue, 0, False, True)
+    ws._reader, ws._parser = queue, parser  # type: ignore[assignment]
+    proto.set_parser(parser, queue)
+    return queue
+
+
 class WebSocketTransport:
-    """Engine.IO over one WebSocket; the receive loop is the lean client's hot path."""
+    """Engine.IO over one WebSocket; the receive loop is the lean client's hot path.
+
+    Text frames are handed to `on_packet` inside the socket's `data_received` (see
+    `_TextQueue`); `run` waits on `receive()` only for the end of the connection.
+    """
 
     name = "websocket"
 
@@ -61,6 +110,7 @@ class WebSocketTransport:
         self.info = info
         self._aborted = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._direct = _direct_text(ws)
 
     @classmethod
     async def open(cls, http: aiohttp.ClientSession, base: str) -> WebSocketTransport:
@@ -78,18 +128,24 @@ class WebSocketTransport:
 
     async def run(self, on_packet: OnPacket) -> str:
         receive = self.ws.receive
-        text = aiohttp.WSMsgType.TEXT
-        while True:
-            msg = await receive()
-            if msg.type is text:
-                on_packet(msg.data)
-            elif msg.type is aiohttp.WSMsgType.ERROR:
-                await self._dispose()
-                return "transport error"
-            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
-                              aiohttp.WSMsgType.CLOSING):
-                await self._dispose()
-                return "transport close"
+        if self._direct is not None:
+            self._direct.on_text = on_packet  # frames queued before now are read first below
+        try:
+            while True:
+                msg = await receive()
+                if msg.type is _TEXT:
+                    on_packet(msg.data)
+                elif msg.type is aiohttp.WSMsgType.ERROR:
+                    log.debug("websocket error: %r", msg.data)
+                    await self._dispose()
+                    return "transport error"
+                elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                  aiohttp.WSMsgType.CLOSING):
+                    await self._dispose()
+                    return "transport close"
+        finally:
+            if self._direct is not None:
+                self._direct.on_text = None
 
     async def send(self, packet: str) -> None:
         if self.ws.closed or self._aborted:
@@ -296,12 +352,14 @@ class UpgradeTransport:
             if msg.type is not aiohttp.WSMsgType.TEXT or msg.data != wire.EIO_PONG + "probe":
                 await ws.close()
                 return
+            # The server is silent on this socket until the upgrade packet: re-plumb now.
+            upgraded = WebSocketTransport(ws, self.info)
             await self.polling.pause()
             await ws.send_str(wire.EIO_UPGRADE)
         except (aiohttp.ClientError, OSError, TimeoutError):
             await ws.close()
             return
-        self.ws = WebSocketTransport(ws, self.info)
+        self.ws = upgraded
         self.upgraded = True
 
     async def send(self, packet: str) -> None:
