@@ -4,10 +4,10 @@ M times, and count failures (there must be none against the correct levels).
     .venv/bin/python scripts/no_false_alarms.py --suite-runs 10 --sensitive-runs 200
 
 Each pass is one pytest process (JUnit XML parsed for the counts); the sensitive
-scenarios are repeated inside one session (`--keep-duplicates`), so the cost is the
-scenarios themselves, not interpreter start-up. Every pytest run is bounded by
-`--max-seconds` (its process group is killed past it) and the script exits non-zero
-when any scenario failed or a pass was cut short.
+scenarios are repeated inside one session (a small plugin repeats the collected
+items), so the cost is the scenarios themselves, not interpreter start-up. Every
+pytest run is bounded by `--max-seconds` (its process group is killed past it) and
+the script exits non-zero when any scenario failed or a pass was cut short.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,12 +39,57 @@ SENSITIVE = [
 ]
 
 
-def run_pytest(args: list[str], xml: Path, max_seconds: float) -> tuple[int | None, float]:
+# Repeats each selected test as fresh parametrized items (`...-rep3]`), so every
+# repetition has its own fixtures and its own seed (derived from the test id).
+REPEAT_PLUGIN = """
+import os
+import re
+
+import pytest
+
+ONLY = set(os.environ["FAULTLAB_ONLY"].split())
+
+
+def base_id(nodeid):
+    # the test id without the repetition: t[rep1] -> t, t[rep1-a] -> t[a]
+    nodeid = re.sub(r"\\[rep\\d+\\]$", "", nodeid)
+    return re.sub(r"(?<=[\\[-])rep\\d+-|-rep\\d+(?=\\])", "", nodeid)
+
+
+@pytest.fixture
+def faultlab_repeat(request):
+    return request.param
+
+
+def pytest_generate_tests(metafunc):
+    metafunc.fixturenames.append("faultlab_repeat")
+    metafunc.parametrize("faultlab_repeat", range(int(os.environ["FAULTLAB_REPEAT"])),
+                         indirect=True, ids=lambda i: f"rep{i}")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items[:] = [item for item in items if base_id(item.nodeid) in ONLY]
+"""
+
+
+def run_pytest(args: list[str], xml: Path, max_seconds: float,
+               repeat: int = 0) -> tuple[int | None, float]:
     """One bounded pytest process; returns (exit code or None when cut short, seconds)."""
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
             f"--junitxml={xml}", *args]
+    env = dict(os.environ)
+    if repeat:
+        plugin_dir = xml.parent / "plugin"
+        plugin_dir.mkdir(exist_ok=True)
+        (plugin_dir / "faultlab_repeat.py").write_text(REPEAT_PLUGIN)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugin_dir),
+                                                          env.get("PYTHONPATH")]))
+        env["FAULTLAB_REPEAT"] = str(repeat)
+        env["FAULTLAB_ONLY"] = " ".join(SENSITIVE)
+        argv[3:3] = ["-p", "faultlab_repeat"]
+        argv += sorted({nodeid.split("::")[0] for nodeid in SENSITIVE})
     start = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=ROOT, start_new_session=True,
+    proc = subprocess.Popen(argv, cwd=ROOT, start_new_session=True, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         code: int | None = proc.wait(timeout=max_seconds)
@@ -58,13 +104,19 @@ def run_pytest(args: list[str], xml: Path, max_seconds: float) -> tuple[int | No
     return code, time.monotonic() - start
 
 
+def base_id(test_id: str) -> str:
+    """A repeated test's id without its repetition (the plugin's rule, for the counts)."""
+    test_id = re.sub(r"\[rep\d+\]$", "", test_id)
+    return re.sub(r"(?<=[\[-])rep\d+-|-rep\d+(?=\])", "", test_id)
+
+
 def outcomes(xml: Path) -> collections.Counter[tuple[str, str]]:
     """(test id, passed|failed|skipped) counts from a JUnit XML file."""
     counts: collections.Counter[tuple[str, str]] = collections.Counter()
     if not xml.is_file():
         return counts
     for case in ET.parse(xml).getroot().iter("testcase"):
-        name = f"{case.get('classname', '')}::{case.get('name', '')}"
+        name = base_id(f"{case.get('classname', '')}::{case.get('name', '')}")
         if case.find("failure") is not None or case.find("error") is not None:
             counts[(name, "failed")] += 1
         elif case.find("skipped") is not None:
@@ -102,8 +154,7 @@ def main() -> int:
         while done < opts.sensitive_runs:
             batch = min(opts.batch, opts.sensitive_runs - done)
             xml = Path(tmp) / f"sensitive-{done}.xml"
-            args = ["--keep-duplicates", *xdist, *(SENSITIVE * batch)]
-            code, took = run_pytest(args, xml, opts.max_seconds)
+            code, took = run_pytest(xdist, xml, opts.max_seconds, batch)
             got = outcomes(xml)
             total += got
             cut_short += code is None
