@@ -17,7 +17,7 @@ import itertools
 import json
 import shutil
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -149,9 +149,6 @@ class Server:
     db: Path
     recovery: str
     child: Child
-    supervisor: Supervisor
-    log: Path
-    extra: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -193,7 +190,7 @@ async def serve(name: str, recovery: str, tmp: Path) -> AsyncIterator[Server]:
             ready_url=target.health,
             deadline=target.startup_deadline,
         )
-        yield Server(target, db, recovery, child, supervisor, log)
+        yield Server(target, db, recovery, child)
 
 
 @contextlib.asynccontextmanager

@@ -46,7 +46,7 @@ function connect({ url, transports = ['websocket'], serverOffset = 0 }) {
   });
 }
 
-async function emit({ id, args, timeout_ms: timeoutMs = 2000 }) {
+async function emit({ id, args, timeout_ms: timeoutMs = 5000 }) {
   try {
     const value = await socket.timeout(timeoutMs).emitWithAck('chat message', ...args);
     send({ ev: 'ack', id, value: value ?? null });
