@@ -1,6 +1,6 @@
 """The message store: SQLite through aiosqlite, WAL, group commit.
 
-Three connections, three threads: the writer (inserts only, one transaction per
+Three aiosqlite connections, three threads: the writer (one transaction per
 batch), a reader (catch-up and counts; WAL lets it read while the writer
 writes), and one for durable recovery sessions, so a slow session write never
 sits inside a batch's transaction.
@@ -9,6 +9,13 @@ sits inside a batch's transaction.
 WAL file before `COMMIT` returns, so it survives `kill -9` of the process; only
 an OS crash or power loss can lose the last commits. `FULL` also fsyncs each
 commit for that case, at a latency cost.
+
+The fast insert path: without `FULL` a commit is a few small writes and no
+fsync, so a batch is first tried on a fourth, plain `sqlite3` connection on the
+event loop's own thread (as the Node peer's better-sqlite3 does) with a busy
+timeout of zero: no thread hop, no wake-up of another thread. When it cannot
+commit at once (the file is locked by another process, an I/O error), the batch
+goes to the writer thread, which waits up to the busy timeout and decides.
 """
 
 from __future__ import annotations
@@ -85,6 +92,7 @@ class Store:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._sessions: aiosqlite.Connection | None = None
+        self._fast: sqlite3.Connection | None = None
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, timeout=self.busy_timeout_ms / 1000)
@@ -100,6 +108,10 @@ class Store:
         await self._writer.commit()
         await self._check_schema()
         self._reader = await self._connect()
+        if self.synchronous not in ("FULL", "EXTRA"):
+            self._fast = sqlite3.connect(self.path, timeout=0)
+            self._fast.execute("PRAGMA busy_timeout = 0")
+            self._fast.execute(f"PRAGMA synchronous = {self.synchronous}")
         if self.sessions_enabled:
             self._sessions = await self._connect()
             await self._sessions.execute(SESSIONS_SCHEMA)
@@ -123,6 +135,9 @@ class Store:
             )
 
     async def close(self) -> None:
+        if self._fast is not None:
+            self._fast.close()
+            self._fast = None
         for conn in (self._writer, self._reader, self._sessions):
             if conn is not None:
                 try:
@@ -149,31 +164,42 @@ class Store:
         for content, client_offset in items:
             params.append(client_offset)
             params.append(content)
+        sql = f"INSERT INTO messages (client_offset, content) VALUES {values}"
+        if self.unique_offsets:
+            sql += " ON CONFLICT(client_offset) DO NOTHING RETURNING id, client_offset"
+        else:
+            sql += " RETURNING id"
+        if self._fast is not None:
+            try:
+                rows: list[Any] = self._fast.execute(sql, params).fetchall()
+                self._fast.commit()
+                return self._ids(items, rows)
+            except (sqlite3.Error, ValueError) as exc:
+                log.debug("fast insert did not commit (%s); the writer thread decides", exc)
+                try:
+                    self._fast.rollback()
+                except sqlite3.Error:
+                    log.exception("fast rollback failed")
         try:
-            if self.unique_offsets:
-                rows = await self._writer.execute_fetchall(
-                    f"INSERT INTO messages (client_offset, content) VALUES {values} "
-                    "ON CONFLICT(client_offset) DO NOTHING RETURNING id, client_offset",
-                    params,
-                )
-                await self._writer.commit()
-                by_offset = {offset: row_id for row_id, offset in rows}
-                results: list[int | None] = []
-                seen: set[str | None] = set()
-                for _, client_offset in items:
-                    first = client_offset not in seen
-                    seen.add(client_offset)
-                    results.append(by_offset.get(client_offset) if first else DUPLICATE)
-                return results
-            rows = await self._writer.execute_fetchall(
-                f"INSERT INTO messages (client_offset, content) VALUES {values} RETURNING id",
-                params,
-            )
+            rows = list(await self._writer.execute_fetchall(sql, params))
             await self._writer.commit()
-            return sorted(row[0] for row in rows)
         except (sqlite3.Error, ValueError) as exc:
             await self._rollback()
             raise StoreError(str(exc)) from exc
+        return self._ids(items, rows)
+
+    def _ids(self, items: Sequence[tuple[str, str | None]], rows: list[Any]) -> list[int | None]:
+        """Row ids in item order (`DUPLICATE` for an offset already stored) from RETURNING rows."""
+        if not self.unique_offsets:
+            return sorted(row[0] for row in rows)
+        by_offset = {offset: row_id for row_id, offset in rows}
+        results: list[int | None] = []
+        seen: set[str | None] = set()
+        for _, client_offset in items:
+            first = client_offset not in seen
+            seen.add(client_offset)
+            results.append(by_offset.get(client_offset) if first else DUPLICATE)
+        return results
 
     async def _rollback(self) -> None:
         if self._writer is None:
