@@ -171,7 +171,8 @@ async def main(args: argparse.Namespace) -> None:
     out = Path(tempfile.mkdtemp(prefix="faultlab-bench-"))
     knobs = {"ping_interval": 25.0, "ping_timeout": 20.0}
     print(f"machine: {platform.machine()} {psutil.cpu_count()} cpus, "
-          f"python {platform.python_version()}, load {psutil.getloadavg()}")
+          f"python {platform.python_version()}, "
+          f"loop {type(asyncio.get_running_loop()).__module__}, load {psutil.getloadavg()}")
 
     def cluster(name: str) -> Cluster:  # a fresh store per phase: no catch-up in the window
         return Cluster(create_run_dir(out / name), load_target(), "exactly-once", knobs=knobs)
@@ -181,7 +182,7 @@ async def main(args: argparse.Namespace) -> None:
             print("connect:", await connect_figure(c, args.connect_clients, out))
     per: dict[tuple[str, bool], list[float]] = {}
     for r_ in range(args.rounds):
-        for kind, record in PHASES:
+        for kind, record in PHASES if r_ % 2 == 0 else PHASES[::-1]:  # no order bias
             if kind not in args.only:
                 continue
             async with cluster(f"{kind}-{record}-{r_}") as c:
@@ -206,4 +207,12 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--only", nargs="+", choices=("lean", "stock"), default=["lean", "stock"],
                         help="which clients' CPU phases to run")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the harness process's event loop")
+    args = parser.parse_args()
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main(args))
+    else:
+        asyncio.run(main(args))
