@@ -62,6 +62,7 @@ class Nemesis:
         self._tasks: list[asyncio.Task[None]] = []
         self._lock: Child | None = None
         self._lock_seq = 0
+        self._fired_before: dict[str, int] = {}
         self._server_lock = asyncio.Lock()
 
     # -- running a schedule ----------------------------------------------------------------
@@ -290,6 +291,9 @@ class Nemesis:
     async def _failpoint(self, fid: str, fault: Fault, _: list[ChatClient]
                          ) -> Callable[[], Awaitable[None]]:
         p = fault.params
+        # Count what fired before arming: the point may fire (or crash the server)
+        # before the watcher's first look.
+        self._fired_before[fid] = len((await self.cluster.failpoints())["fired"])
         await self.cluster.arm_failpoint(p["name"], p["action"], ms=p["ms"],
                                          count=p["count"] or None)
         disarm = self._disarm(p["name"])
@@ -310,7 +314,7 @@ class Nemesis:
         p = active.fault.params
         server = self.cluster.server
         assert server is not None
-        seen = len((await self.cluster.failpoints())["fired"])
+        seen = self._fired_before.pop(active.id, 0)
         fired = 0
         end = time.monotonic() + active.fault.duration if active.fault.duration else None
         while end is None or time.monotonic() < end:
