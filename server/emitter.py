@@ -15,7 +15,7 @@ from engineio import packet as eio_packet
 from socketio import packet
 
 from faultlab.server.recovery import EmitLog
-from faultlab.server.transport import DirectSocket
+from faultlab.server.transport import DirectSocket, text_frame
 
 EVENT = "chat message"
 LIVE = "faultlab:live"
@@ -46,26 +46,33 @@ class Emitter:
         """Emit rows to every live socket: one encoding per row, no task per recipient.
 
         python-socketio's room emit also encodes once but starts a task per
-        recipient; writing the same encoded packet to each socket in turn keeps the
-        order and costs a fraction of that (websockets skip engine.io's queue when
-        they can, see `transport`).
+        recipient; writing the same frames to each socket in turn keeps the order
+        and costs a fraction of that: websockets get all the rows in one write,
+        without engine.io's queue when they can (see `transport`).
         """
         manager = self.sio.manager
         eio = self.sio.eio
         sockets = eio.sockets
-        for row_id, content in rows:
-            pkt = self.sio.packet_class(
-                packet.EVENT, namespace=NAMESPACE, data=[EVENT, *self._args(row_id, content)]
+        messages = [
+            eio_packet.Packet(
+                eio_packet.MESSAGE,
+                self.sio.packet_class(
+                    packet.EVENT, namespace=NAMESPACE, data=[EVENT, *self._args(row_id, content)]
+                ).encode(),
             )
-            message = eio_packet.Packet(eio_packet.MESSAGE, pkt.encode())
-            text = message.encode()
-            for sid, eio_sid in list(manager.get_participants(NAMESPACE, LIVE)):
-                if sid == skip_sid:
-                    continue
-                socket = sockets.get(eio_sid)
-                if isinstance(socket, DirectSocket):
-                    await socket.send_text(text, message)
-                else:
+            for row_id, content in rows
+        ]
+        if not messages:
+            return
+        frames = b"".join(text_frame(m.encode()) for m in messages)
+        for sid, eio_sid in list(manager.get_participants(NAMESPACE, LIVE)):
+            if sid == skip_sid:
+                continue
+            socket = sockets.get(eio_sid)
+            if isinstance(socket, DirectSocket):
+                await socket.send_frames(frames, messages)
+            else:
+                for message in messages:
                     await eio.send_packet(eio_sid, message)
 
     async def send(self, sid: str, rows: Iterable[Row]) -> None:

@@ -17,6 +17,7 @@ start on polling keep engine.io's queue for their whole life.
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from typing import Any
 
@@ -24,6 +25,17 @@ from aiohttp.web import WebSocketResponse
 from engineio import packet as eio_packet
 from engineio.async_drivers.aiohttp import WebSocket
 from engineio.async_socket import AsyncSocket
+
+
+def text_frame(text: str) -> bytes:
+    """One unmasked, uncompressed websocket text frame (RFC 6455 §5.2), as a server sends it."""
+    data = text.encode()
+    size = len(data)
+    if size < 126:
+        return bytes((0x81, size)) + data
+    if size < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, size) + data
+    return struct.pack("!BBQ", 0x81, 127, size) + data
 
 
 class DirectSocket(AsyncSocket):  # type: ignore[misc]
@@ -75,6 +87,17 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
             return False
         high = transport.get_write_buffer_limits()[1]
         return transport.get_write_buffer_size() + size < high
+
+    async def send_frames(self, frames: bytes, pkts: list[eio_packet.Packet]) -> None:
+        """Send `pkts`, already framed together as `frames` (see `text_frame`), in one write."""
+        if not self._alive() and not await self.check_ping_timeout():
+            return
+        if self._can_write(len(frames)) and self.transport is not None:
+            self.transport.write(frames)
+            return
+        for pkt in pkts:
+            self.queued += 1
+            await self.queue.put(pkt)
 
     async def send_text(self, text: str, pkt: eio_packet.Packet) -> None:
         """Send `pkt`, whose encoding is `text`, directly when possible."""
