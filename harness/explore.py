@@ -2,10 +2,11 @@
 one is shrunk to a minimal schedule printed as a scenario and a replay command.
 
 The cost of a random example is the cluster start (server + proxy, seconds on a busy
-machine), so one cluster stays up across examples (`WarmCluster`): each example gets
+machine), so one cluster stays up across examples (`WarmCluster`): each example is
+`run.run_on` on that cluster, the same code a cold `faultlab run` goes through, with
 fresh clients, its own run directory and `run_start.store_max_id` = the store's
-highest id at that moment, so rows of earlier examples are not its rows, and a
-fault that killed, paused or armed the server is undone before the next one starts.
+highest id at that moment (rows of earlier examples are not its rows). A fault that
+killed, paused or armed the server is undone before the next example starts.
 Hypothesis only sees a pure function of the schedule (results are cached per
 schedule), and the minimal schedule is reported only after a second run of it fails
 too (`confirm`), so a timing accident is never printed as a finding.
@@ -15,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-import shlex
 import threading
 import time
 from collections.abc import Sequence
@@ -30,18 +29,9 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from faultlab.harness.cluster import Cluster
-from faultlab.harness.history import History
-from faultlab.harness.nemesis import Nemesis
 from faultlab.harness.processes import Supervisor
-from faultlab.harness.run import (
-    RunParams,
-    _check,
-    _make_clients,
-    _params_json,
-    _wait_connected,
-    _workload,
-)
-from faultlab.harness.rundir import create_run_dir, faultlab_replay, write_params
+from faultlab.harness.run import RunParams, new_cluster, prepare, run_on
+from faultlab.harness.rundir import create_run_dir
 from faultlab.harness.schedule import (
     FAILPOINTS,
     KINDS,
@@ -50,7 +40,6 @@ from faultlab.harness.schedule import (
     parse_fault,
     random_schedule,
 )
-from faultlab.harness.store import max_id
 from faultlab.harness.targets import KNOBS as TARGET_KNOBS
 from faultlab.harness.targets import load_target
 
@@ -75,6 +64,7 @@ EXAMPLE_KNOBS: dict[str, float] = {
 class ExploreConfig:
     """What to explore: the workload of every example, the fault space, the budget."""
 
+    target: str = "reference"
     level: str = "exactly-once"
     receive: str = "strict"
     clients: int = 4
@@ -84,7 +74,7 @@ class ExploreConfig:
     knobs: dict[str, float] = field(default_factory=lambda: dict(EXAMPLE_KNOBS))
     ack_timeout: float = 0.4
     quiesce_deadline: float = 10.0
-    mutation: str | None = None  # a planted server bug (docs/server.md)
+    mutation: str | None = None  # a planted bug of the reference server (docs/server.md)
     kinds: tuple[str, ...] = SAFE_KINDS
     max_faults: int = 3
     horizon: float = 1.5  # faults start within [0, horizon] seconds
@@ -151,47 +141,23 @@ def schedules(config: ExploreConfig) -> st.SearchStrategy[list[Fault]]:
 # -- the warm cluster ----------------------------------------------------------------------
 
 
-TARGET_TEMPLATE = """\
-# Written by faultlab's random-schedule explorer: the reference server with the
-# example timers{mutation_note}, so that `faultlab run --target THIS_FILE` replays
-# an explored schedule exactly as it ran.
-name = "{name}"
-start = {start}
-port = "announce"
-health = "/healthz"
-acks = "after-broadcast"
-levels = ["at-most-once", "buffered", "at-least-once", "exactly-once"]
-recovery = ["off", "memory", "durable"]
-failpoints = "/admin/failpoints"
-{env}
-[store]
-kind = "sqlite"
-path = "{{db}}"
-"""
-
-
-def write_target(path: Path, config: ExploreConfig) -> Path:
-    """A target file with the knobs (and the mutation) baked in, for exploring and replay."""
-    knobs = {**TARGET_KNOBS, **config.knobs}
-    start = [
-        "{python}", "-m", "faultlab", "server", "--host", "{host}", "--port", "{port}",
-        "--db", "{db}", "--delivery", "{delivery}", "--recovery", "{recovery}",
-        "--ping-interval", str(knobs["ping_interval"]),
-        "--ping-timeout", str(knobs["ping_timeout"]),
-        "--recovery-window", str(knobs["recovery_window"]),
-        "--busy-timeout", str(round(knobs["busy_timeout"] * 1000)),
-    ]
-    env = ""
-    if config.mutation is not None:
-        start += ["--mutation", config.mutation]
-        env = '\n[env]\nFAULTLAB_ALLOW_MUTATIONS = "1"\n'
-    name = f"reference-{config.mutation}" if config.mutation else "reference-explore"
-    note = f" and the planted bug {config.mutation!r}" if config.mutation else ""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(TARGET_TEMPLATE.format(
-        name=name, start=orjson.dumps(start).decode(), env=env, mutation_note=note))
-    load_target(path)  # refuse to write a target the runner could not use
-    return path
+def example_params(config: ExploreConfig, schedule: Sequence[Fault], seed: int,
+                   out: Path | None = None) -> RunParams:
+    """The run parameters of one example: what it runs, what params.json and the replay
+    command say (the server's timers and the mutation included)."""
+    c = config
+    server_args: list[str] = []
+    server_env: dict[str, str] = {}
+    if c.mutation is not None:
+        server_args = ["--mutation", c.mutation]
+        server_env = {"FAULTLAB_ALLOW_MUTATIONS": "1"}
+    return RunParams(
+        level=c.level, receive=c.receive, target=c.target, clients=c.clients,
+        groups=c.groups, rate=c.rate, duration=c.duration, schedule=list(schedule),
+        seed=seed, out=out, ack_timeout=c.ack_timeout, knobs=dict(c.knobs),
+        server_args=server_args, server_env=server_env,
+        quiesce_deadline=c.quiesce_deadline, scenario="random-schedule",
+    )
 
 
 @dataclass(frozen=True)
@@ -211,24 +177,23 @@ class Example:
 
 
 class WarmCluster:
-    """One server + proxies kept up across examples; each example is its own run."""
+    """One server + proxies kept up across examples; each example is its own run
+    (`run.run_on` on this cluster)."""
 
     def __init__(self, config: ExploreConfig, out: Path) -> None:
         self.config = config
         self.out = out
-        self.target_file = write_target(out / "target.toml", config)
-        self.target = load_target(self.target_file)
+        self.target = load_target(config.target)
         self.cluster: Cluster | None = None
         self.runs = 0
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> WarmCluster:
+        template = self.params([], self.config.seed)
         try:
             sup = await self._stack.enter_async_context(Supervisor())
-            self.cluster = await self._stack.enter_async_context(Cluster(
-                create_run_dir(self.out / "cluster"), self.target, self.config.level,
-                groups=self.config.groups, supervisor=sup, seed=self.config.seed,
-            ))
+            self.cluster = await self._stack.enter_async_context(
+                new_cluster(template, self.target, create_run_dir(self.out / "cluster"), sup))
         except BaseException:
             await self._stack.aclose()
             raise
@@ -239,14 +204,8 @@ class WarmCluster:
 
     def params(self, schedule: Sequence[Fault], seed: int,
                out: Path | None = None) -> RunParams:
-        """The run parameters of one example (what params.json and the replay say)."""
-        c = self.config
-        return RunParams(
-            level=c.level, receive=c.receive, target=str(self.target_file), clients=c.clients,
-            groups=c.groups, rate=c.rate, duration=c.duration, schedule=list(schedule),
-            seed=seed, out=out, ack_timeout=c.ack_timeout, knobs=dict(c.knobs),
-            quiesce_deadline=c.quiesce_deadline, scenario="random-schedule",
-        )
+        """The run parameters of one example (see `example_params`)."""
+        return example_params(self.config, schedule, seed, out)
 
     async def _ready(self) -> None:
         """Undo whatever the previous example left: a stopped or paused server, armed
@@ -257,10 +216,11 @@ class WarmCluster:
             await cluster.server.resume()
         if not cluster.server.running:
             await cluster.start_server()
-        armed = (await cluster.failpoints()).get("armed", {})
-        for name in FAILPOINTS:
-            if name in armed:
-                await cluster.arm_failpoint(name, "off")
+        if cluster.admin_url is not None:
+            armed = (await cluster.failpoints()).get("armed", {})
+            for name in FAILPOINTS:
+                if name in armed:
+                    await cluster.arm_failpoint(name, "off")
         if cluster.proxies is not None:
             await cluster.proxies.control.heal()
         await cluster.health()
@@ -276,32 +236,13 @@ class WarmCluster:
         # would reuse offsets that an earlier run stored (acked as duplicates, lost).
         seed = run_seed(self.config.seed, self.runs)
         params = self.params(schedule, seed, self.out / "examples" / f"{self.runs:04d}")
-        params.validate()
-        run = create_run_dir(params.out)
-        write_params(run, _params_json(params, self.target))
+        _, run = prepare(params)
         await self._ready()
-        rng = random.Random(params.seed)
-        history = History(run.history)
-        async with history, contextlib.AsyncExitStack() as stack:
-            store_max = await asyncio.to_thread(max_id, self.target.store, cluster.db)
-            history.record("harness", "run_start", store_max_id=store_max)
-            clients = await _make_clients(params, cluster, history, cluster.supervisor,
-                                          stack, rng)
-            await asyncio.gather(*(c.start() for c in clients))
-            await _wait_connected(clients, params.connect_deadline)
-            workload = _workload(params, history, clients, run.path.name)
-            nemesis = Nemesis(cluster, clients, history, params.schedule, seed=params.seed)
-            stack.push_async_callback(nemesis.close)
-            nemesis.start()
-            await workload.run()
-            await nemesis.wait()
-            await nemesis.heal_all()
-            await workload.quiesce(cluster.store_ids, params.quiesce_deadline)
-            await cluster.snapshot(run.store)
-        verdict = await asyncio.to_thread(_check, run) or {}
+        run_dir = await run_on(cluster, params, run)
+        verdict = orjson.loads((run_dir / "verdict.json").read_bytes())
         counts = {k: v["count"] for k, v in verdict.get("violations", {}).items()
                   if v.get("count")}
-        return Example(list(schedule), seed, run.path, verdict.get("valid", "unknown"), counts,
+        return Example(list(schedule), seed, run_dir, verdict.get("valid", "unknown"), counts,
                        time.monotonic() - started)
 
 
@@ -322,7 +263,6 @@ class Exploration:
     """What one exploration found, and what it cost."""
 
     config: ExploreConfig
-    target_file: Path
     examples: int = 0  # distinct schedules Hypothesis asked for
     runs: int = 0  # cluster runs, confirmations included
     skipped: int = 0  # schedules not run because the shrink budget was spent
@@ -342,11 +282,11 @@ class Exploration:
     def replay_command(self) -> str:
         """`faultlab run ...` that replays the minimal schedule (its run seed included)."""
         assert self.minimal is not None
-        return replay_command(self.config, self.target_file, self.minimal)
+        return replay_command(self.config, self.minimal)
 
     def replay_argv(self) -> list[str]:
         assert self.minimal is not None
-        return replay_argv(self.config, self.target_file, self.minimal)
+        return replay_argv(self.config, self.minimal)
 
     def snippet(self) -> str:
         assert self.minimal is not None
@@ -364,7 +304,7 @@ class _Search:
         self.warm = warm
         self.loop = loop
         self.config = warm.config
-        self.result = Exploration(warm.config, warm.target_file)
+        self.result = Exploration(warm.config)
         self.cache: dict[str, Example] = {}
         self.failures: list[Example] = []
         self.t0 = time.monotonic()
@@ -466,39 +406,34 @@ def run_seed(seed: int, run: int) -> int:
     return seed * 100_000 + run
 
 
-def replay_command(config: ExploreConfig, target_file: Path, example: Example) -> str:
-    """The `faultlab run` command that runs an example exactly as the explorer ran it."""
-    c, schedule = config, example.schedule
-    return faultlab_replay({
-        "target": str(target_file), "level": c.level, "receive": c.receive,
-        "clients": str(c.clients), "groups": str(c.groups), "rate": str(c.rate),
-        "duration": str(c.duration), "faults": dump_schedule(schedule), "seed": str(example.seed),
-        "ack_timeout": str(c.ack_timeout), "quiesce_deadline": str(c.quiesce_deadline),
-    })
+def replay_command(config: ExploreConfig, example: Example) -> str:
+    """The `faultlab run` command that runs an example exactly as the explorer ran it
+    (on a cold cluster of its own): one self-contained command line."""
+    return example_params(config, example.schedule, example.seed).replay()
 
 
-def replay_argv(config: ExploreConfig, target_file: Path, example: Example) -> list[str]:
-    return shlex.split(replay_command(config, target_file, example))
+def replay_argv(config: ExploreConfig, example: Example) -> list[str]:
+    return example_params(config, example.schedule, example.seed).argv()
 
 
 def scenario_snippet(config: ExploreConfig, example: Example) -> str:
     """A ready-to-run scenario (a pytest test using the `faultlab` fixture)."""
-    c, schedule = config, example.schedule
-    faults = ",\n".join(f"            {_entry(f)}" for f in schedule)
+    p = example_params(config, example.schedule, example.seed)
+    faults = ",\n".join(f"            {_entry(f)}" for f in p.schedule)
     server = ""
-    if c.mutation is not None:
-        server = (f"        server_args=[\"--mutation\", {c.mutation!r}],\n"
-                  "        server_env={\"FAULTLAB_ALLOW_MUTATIONS\": \"1\"},\n")
+    if p.server_args or p.server_env:
+        server = f"        server_args={p.server_args!r},\n        server_env={p.server_env!r},\n"
     return (
         "import pytest\n\n\n"
         "@pytest.mark.random\n"
         "async def test_minimal_random_schedule(faultlab):\n"
         "    await faultlab.run(\n"
-        f"        level={c.level!r}, receive={c.receive!r}, clients={c.clients}, "
-        f"groups={c.groups},\n"
-        f"        rate={c.rate!r}, duration={c.duration!r}, seed={example.seed},\n"
-        f"        knobs={c.knobs!r},\n"
-        f"        ack_timeout={c.ack_timeout!r}, quiesce_deadline={c.quiesce_deadline!r},\n"
+        f"        target={p.target!r}, level={p.level!r}, receive={p.receive!r},\n"
+        f"        clients={p.clients}, groups={p.groups}, rate={p.rate!r}, "
+        f"duration={p.duration!r}, seed={p.seed},\n"
+        f"        knobs={p.knobs!r},\n"
+        f"        ack_timeout={p.ack_timeout!r}, reconnect_delay={p.reconnect_delay!r}, "
+        f"quiesce_deadline={p.quiesce_deadline!r},\n"
         f"{server}"
         "        faults=[\n"
         f"{faults},\n"

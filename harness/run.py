@@ -1,13 +1,17 @@
 """One recorded run: cluster up, clients connected, workload + nemesis, heal, quiesce,
-snapshot, check. `run_scenario` is the whole of it as one plain async function (the
-pytest plugin calls it); `faultlab run` is its command line with a progress display.
+snapshot, check.
+
+There is one way a run goes, `run_on(cluster, params)`, on a cluster that is already
+up. `run_scenario(params)` brings a cluster up for it and down again (a cold run: the
+pytest plugin and `faultlab run`); the random-schedule explorer keeps one cluster up
+and calls `run_on` once per example (a warm run). `faultlab run` is the command line,
+and `RunParams.argv()` is the command that replays a run, self-contained.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import random
 import sys
 import time
@@ -33,10 +37,11 @@ from faultlab.harness.cluster import Cluster, ClusterError
 from faultlab.harness.history import History
 from faultlab.harness.nemesis import Nemesis
 from faultlab.harness.processes import ChildFailed, Supervisor
-from faultlab.harness.rundir import RunDir, create_run_dir, faultlab_replay, write_params
+from faultlab.harness.rundir import RunDir, create_run_dir, replay_command, write_params
 from faultlab.harness.schedule import Fault, ScheduleError, dump_schedule, fault_label
 from faultlab.harness.schedule import load_schedule as _load_schedule
-from faultlab.harness.targets import Target, TargetError, load_target
+from faultlab.harness.store import max_id
+from faultlab.harness.targets import KNOBS, Target, TargetError, load_target
 
 CLIENT_KINDS = ("lean", "official")
 
@@ -89,26 +94,51 @@ class RunParams:
             raise ValueError(f"messages: must be >= 0, not {self.messages}")
         if (self.rate is None) != (self.duration is None):
             raise ValueError("rate and duration go together (messages per second, for seconds)")
+        for knob, seconds in self.knobs.items():
+            if knob not in KNOBS:
+                raise ValueError(f"knobs: unknown {knob!r} ({', '.join(KNOBS)})")
+            if not seconds > 0:
+                raise ValueError(f"knobs: {knob} must be > 0 seconds, not {seconds}")
         for fault in self.schedule:
             if fault.target.startswith("group:") and int(fault.target[6:]) >= self.groups:
                 raise ValueError(f"schedule: {fault.kind} targets {fault.target}, but the run "
                                  f"has {self.groups} client group(s)")
 
-    def options(self) -> dict[str, Any]:
-        """The `faultlab run` options that replay this run."""
-        return {
-            "target": self.target, "level": self.level, "receive": self.receive,
-            "recovery": self.recovery, "transport": self.transport, "client": self.client,
-            "clients": str(self.clients), "messages": str(self.messages),
-            "groups": str(self.groups),
-            "rate": None if self.rate is None else str(self.rate),
-            "duration": None if self.duration is None else str(self.duration),
-            "faults": dump_schedule(self.schedule) if self.schedule else None,
-            "seed": str(self.seed),
-        }
+    def argv(self) -> list[str]:
+        """`faultlab run ...` that replays this run: every option that changes what runs
+        (server timers and arguments included), so the command needs no other file."""
+        argv = ["faultlab", "run", "--target", self.target, "--level", self.level,
+                "--receive", self.receive, "--recovery", self.recovery,
+                "--transport", self.transport, "--client", self.client,
+                "--clients", str(self.clients), "--groups", str(self.groups)]
+        if self.rate is not None and self.duration is not None:
+            argv += ["--rate", str(self.rate), "--duration", str(self.duration)]
+        else:
+            argv += ["--messages", str(self.messages)]
+        if self.schedule:
+            argv += ["--faults", orjson.dumps(dump_schedule(self.schedule)).decode()]
+        argv += ["--seed", str(self.seed), "--ack-timeout", str(self.ack_timeout)]
+        if self.retries is not None:
+            argv += ["--retries", str(self.retries)]
+        argv += ["--offsets", self.offsets, "--reconnect-delay", str(self.reconnect_delay),
+                 "--quiesce-deadline", str(self.quiesce_deadline)]
+        for knob, seconds in self.knobs.items():
+            argv += ["--knob", f"{knob}={seconds}"]
+        argv += [f"--server-arg={arg}" for arg in self.server_args]
+        for name, value in self.server_env.items():
+            argv += ["--server-env", f"{name}={value}"]
+        return argv
+
+    def replay(self) -> str:
+        """`argv()` as one shell command line."""
+        return replay_command(self.argv())
 
 
 Progress = Callable[[str, dict[str, Any]], None]
+
+
+def _quiet(phase: str, info: dict[str, Any]) -> None:
+    """The progress callback of a run nobody watches."""
 
 
 def _params_json(p: RunParams, target: Target) -> dict[str, Any]:
@@ -117,23 +147,9 @@ def _params_json(p: RunParams, target: Target) -> dict[str, Any]:
     data.update(
         target=target.name, target_file=str(target.source),
         schedule=dump_schedule(p.schedule), fault_kind=fault_label(p.schedule),
-        replay=faultlab_replay(p.options()),
+        replay=p.replay(),
     )
     return data
-
-
-def _check(run: RunDir) -> dict[str, Any] | None:
-    """Run the checker when it is installed; returns the verdict it wrote."""
-    try:
-        checker = importlib.import_module("faultlab.harness.checker")
-    except ImportError:
-        return None
-    check_run = getattr(checker, "check_run", None)
-    if check_run is None:
-        return None
-    check_run(run.path)
-    verdict = run.path / "verdict.json"
-    return orjson.loads(verdict.read_bytes()) if verdict.exists() else None
 
 
 def _unsupported(target: Target, params: RunParams) -> str | None:
@@ -147,21 +163,10 @@ def _unsupported(target: Target, params: RunParams) -> str | None:
     return reason
 
 
-async def _wait_connected(clients: Sequence[ChatClient], deadline: float) -> None:
-    end = time.monotonic() + deadline
-    while not all(c.connected for c in clients):
-        if time.monotonic() > end:
-            missing = [c.config.id for c in clients if not c.connected]
-            raise TimeoutError(f"{len(missing)} client(s) not connected within {deadline:.0f}s: "
-                               f"{', '.join(missing[:10])}")
-        await asyncio.sleep(0.02)
-
-
-async def run_scenario(params: RunParams, progress: Progress | None = None) -> Path:
-    """Run one scenario end to end and return its run directory.
-
-    Everything started here is stopped here, on success, failure and cancellation.
-    """
+def prepare(params: RunParams) -> tuple[Target, RunDir]:
+    """Validate the params against their target, create the run directory and write
+    params.json, before anything starts (a run that cannot start still says what it
+    was asked to do). Raises ValueError (or TargetError) with a one-line reason."""
     params.validate()
     target = load_target(params.target)
     reason = _unsupported(target, params)
@@ -169,18 +174,65 @@ async def run_scenario(params: RunParams, progress: Progress | None = None) -> P
         raise ValueError(reason)
     run = create_run_dir(params.out, params.scenario or f"{target.name}-{params.level}")
     write_params(run, _params_json(params, target))
-    say = progress or (lambda phase, info: None)
+    return target, run
+
+
+def new_cluster(params: RunParams, target: Target, run: RunDir,
+                supervisor: Supervisor) -> Cluster:
+    """The cluster these params run on (enter it with `async with` to start it). Its
+    logs go to `run`; a warm cluster gets a run directory of its own."""
+    return Cluster(run, target, params.level, params.recovery, groups=params.groups,
+                   knobs=params.knobs, server_env=params.server_env,
+                   server_args=params.server_args, supervisor=supervisor, seed=params.seed)
+
+
+def _mismatch(cluster: Cluster, target: Target, params: RunParams) -> str | None:
+    """What the cluster runs that the params do not say (params.json must not lie)."""
+    pairs = (("target", cluster.target.source, target.source),
+             ("level", cluster.level, params.level),
+             ("recovery", cluster.recovery, params.recovery),
+             ("groups", cluster.groups, params.groups),
+             ("knobs", cluster.knobs, params.knobs),
+             ("server_args", cluster.server_args, params.server_args),
+             ("server_env", cluster.server_env, params.server_env))
+    for name, running, asked in pairs:
+        if running != asked:
+            return f"run_on: the cluster runs {name}={running!r}, the params say {asked!r}"
+    return None
+
+
+def check(run: RunDir) -> dict[str, Any]:
+    """Run the checker on a run directory; returns the verdict it wrote."""
+    from faultlab.harness.checker import check_run
+
+    check_run(run.path)
+    return orjson.loads((run.path / "verdict.json").read_bytes())
+
+
+async def run_on(cluster: Cluster, params: RunParams, run: RunDir | None = None,
+                 progress: Progress | None = None) -> Path:
+    """One run on a cluster that is up: clients, workload + nemesis, heal, quiesce,
+    snapshot, check. Returns the run directory (`run`, or a new one from `params.out`).
+
+    `run_start.store_max_id` is the store's highest id now, so rows of earlier runs on
+    the same cluster are not this run's. The clients are closed on the way out, on
+    success, failure and cancellation; the cluster is the caller's, and the nemesis
+    leaves it healed as far as it can (a warm caller checks the rest).
+    """
+    if run is None:
+        target, run = prepare(params)
+    else:
+        target = load_target(params.target)
+    reason = _mismatch(cluster, target, params)
+    if reason is not None:
+        raise ValueError(reason)
+    say = progress or _quiet
     rng = random.Random(params.seed)
     history = History(run.history if params.record else None)
-    async with Supervisor() as sup, history, contextlib.AsyncExitStack() as stack:
-        say("starting", {"run_dir": str(run.path)})
-        cluster = await stack.enter_async_context(Cluster(
-            run, target, params.level, params.recovery, groups=params.groups,
-            knobs=params.knobs, server_env=params.server_env, server_args=params.server_args,
-            supervisor=sup, seed=params.seed,
-        ))
-        history.record("harness", "run_start", store_max_id=cluster.store_max_id)
-        clients = await _make_clients(params, cluster, history, sup, stack, rng)
+    async with history, contextlib.AsyncExitStack() as stack:
+        store_max = await asyncio.to_thread(max_id, cluster.target.store, cluster.db)
+        history.record("harness", "run_start", store_max_id=store_max)
+        clients = await _make_clients(params, cluster, run, history, stack, rng)
         say("connecting", {"clients": len(clients)})
         await asyncio.gather(*(c.start() for c in clients))
         await _wait_connected(clients, params.connect_deadline)
@@ -200,13 +252,36 @@ async def run_scenario(params: RunParams, progress: Progress | None = None) -> P
             print(f"faultlab: fault not applied: {error}", file=sys.stderr)
     if params.check:
         say("checking", {})
-        verdict = await asyncio.to_thread(_check, run)
+        verdict = await asyncio.to_thread(check, run)
         say("done", {"verdict": verdict, "run_dir": str(run.path)})
     return run.path
 
 
-async def _make_clients(params: RunParams, cluster: Cluster, history: History,
-                        sup: Supervisor, stack: contextlib.AsyncExitStack,
+async def run_scenario(params: RunParams, progress: Progress | None = None) -> Path:
+    """Run one scenario end to end on a cluster of its own; return its run directory.
+
+    Everything started here is stopped here, on success, failure and cancellation.
+    """
+    target, run = prepare(params)
+    say = progress or _quiet
+    async with Supervisor() as sup:
+        say("starting", {"run_dir": str(run.path)})
+        async with new_cluster(params, target, run, sup) as cluster:
+            return await run_on(cluster, params, run, say)
+
+
+async def _wait_connected(clients: Sequence[ChatClient], deadline: float) -> None:
+    end = time.monotonic() + deadline
+    while not all(c.connected for c in clients):
+        if time.monotonic() > end:
+            missing = [c.config.id for c in clients if not c.connected]
+            raise TimeoutError(f"{len(missing)} client(s) not connected within {deadline:.0f}s: "
+                               f"{', '.join(missing[:10])}")
+        await asyncio.sleep(0.02)
+
+
+async def _make_clients(params: RunParams, cluster: Cluster, run: RunDir, history: History,
+                        stack: contextlib.AsyncExitStack,
                         rng: random.Random) -> list[ChatClient]:
     configs = [
         ClientConfig(
@@ -222,7 +297,7 @@ async def _make_clients(params: RunParams, cluster: Cluster, history: History,
         from faultlab.harness.clients.official import OfficialWorker
 
         worker = await stack.enter_async_context(
-            OfficialWorker(sup, history, cluster.run.log("js-worker"))
+            OfficialWorker(cluster.supervisor, history, run.log("js-worker"))
         )
         clients = [worker.client(c) for c in configs]
     else:
@@ -256,6 +331,47 @@ def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         return _load_schedule(value)
     except ScheduleError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _pairs(values: Sequence[str]) -> list[tuple[str, str]]:
+    out = []
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{value!r}: expected NAME=VALUE")
+        out.append((name, rest))
+    return out
+
+
+def _knobs(ctx: click.Context, param: click.Parameter,
+           values: Sequence[str]) -> dict[str, float]:
+    knobs = {}
+    for name, text in _pairs(values):
+        if name not in KNOBS:
+            raise click.BadParameter(f"{name!r} is not a timer knob ({', '.join(KNOBS)})")
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise click.BadParameter(f"{name}: {text!r} is not a number of seconds") from None
+        if not seconds > 0:
+            raise click.BadParameter(f"{name}: must be > 0 seconds, not {text}")
+        knobs[name] = seconds
+    return knobs
+
+
+def _env(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> dict[str, str]:
+    return dict(_pairs(values))
+
+
+def params_from_options(options: dict[str, Any]) -> RunParams:
+    """The RunParams of parsed `faultlab run` options (the inverse of `RunParams.argv`)."""
+    o = dict(options)
+    o["schedule"] = o.pop("faults")
+    o["check"] = not o.pop("no_check")
+    o["server_args"] = list(o.pop("server_arg"))
+    o["server_env"] = o.pop("server_env")
+    o["knobs"] = o.pop("knob")
+    return RunParams(**o)
 
 
 class _Display:
@@ -323,27 +439,32 @@ def _summary(console: Any, verdict: dict[str, Any] | None, quiesced: bool | None
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--ack-timeout", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True)
+@click.option("--retries", type=click.IntRange(0), default=None,
+              help="Retries per message at the acked levels (default: until acked).")
+@click.option("--offsets", type=click.Choice(OFFSET_STYLES), default="sid-counter",
+              show_default=True, help="How exactly-once clients make their client offsets.")
+@click.option("--reconnect-delay", type=click.FloatRange(min=0), default=0.1,
+              show_default=True, help="Seconds before a client reconnects.")
+@click.option("--knob", multiple=True, callback=_knobs, metavar="NAME=SECONDS",
+              help=f"A server timer knob (repeatable): {', '.join(KNOBS)}.")
+@click.option("--server-arg", multiple=True, metavar="ARG",
+              help="An argument appended to the target's start command (repeatable); "
+                   "e.g. --server-arg=--mutation --server-arg=no_dedupe.")
+@click.option("--server-env", multiple=True, callback=_env, metavar="NAME=VALUE",
+              help="An environment variable of the server (repeatable).")
 @click.option("--quiesce-deadline", type=click.FloatRange(min=0), default=20.0,
               show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run directory (or a folder for a new one); default: a temporary folder.")
 @click.option("--no-check", is_flag=True, help="Do not run the checker at the end.")
-def command(target: str, level: str, receive: str, recovery: str, transport: str, client: str,
-            clients: int, messages: int, rate: float | None, duration: float | None,
-            groups: int, faults: list[Fault], seed: int, ack_timeout: float,
-            quiesce_deadline: float, out: Path | None, no_check: bool) -> None:
+def command(**options: Any) -> None:
     """Run a workload against a target under a fault schedule, record it, check it."""
     from rich.console import Console
 
-    params = RunParams(
-        level=level, receive=receive, recovery=recovery, transport=transport, target=target,
-        clients=clients, messages=messages, rate=rate, duration=duration, groups=groups,
-        schedule=faults, seed=seed, out=out, client=client, ack_timeout=ack_timeout,
-        quiesce_deadline=quiesce_deadline, check=not no_check,
-    )
+    params = params_from_options(options)
     try:
         params.validate()
-        reason = _unsupported(load_target(target), params)
+        reason = _unsupported(load_target(params.target), params)
     except (ValueError, TargetError) as exc:
         raise click.UsageError(str(exc)) from None
     if reason is not None:

@@ -19,15 +19,14 @@ from faultlab.harness.explore import (
     ExploreConfig,
     _Search,
     describe,
+    example_params,
     replay_argv,
     scenario_snippet,
     schedules,
-    write_target,
 )
-from faultlab.harness.run import RunParams
+from faultlab.harness.run import RunParams, params_from_options
 from faultlab.harness.run import command as run_command
 from faultlab.harness.schedule import KINDS, Fault, parse_schedule
-from faultlab.harness.targets import load_target
 
 CONFIG = ExploreConfig(clients=3, groups=2, max_faults=3, horizon=1.5, max_duration=0.8)
 
@@ -74,19 +73,16 @@ def test_a_bad_configuration_is_refused_with_its_reason(changes: dict[str, Any],
         ExploreConfig(**changes)
 
 
-def test_the_target_file_bakes_in_the_timers_and_the_mutation(tmp_path: Path) -> None:
+def test_an_example_runs_the_reference_server_with_the_timers_and_the_mutation() -> None:
     config = ExploreConfig(mutation="no_dedupe", knobs={"ping_interval": 0.5,
                                                         "busy_timeout": 0.3})
-    target = load_target(write_target(tmp_path / "t.toml", config))
-    argv = target.argv(target.values(host="127.0.0.1", port=0, db=tmp_path / "db",
-                                     delivery="exactly-once", recovery="off"))
-    assert argv[argv.index("--mutation") + 1] == "no_dedupe"
-    assert argv[argv.index("--ping-interval") + 1] == "0.5"
-    assert argv[argv.index("--ping-timeout") + 1] == "20.0"  # the target default
-    assert argv[argv.index("--busy-timeout") + 1] == "300"
-    assert target.environment({}) == {"FAULTLAB_ALLOW_MUTATIONS": "1"}
-    plain = load_target(write_target(tmp_path / "plain.toml", ExploreConfig()))
-    assert "--mutation" not in plain.start and not plain.env
+    params = example_params(config, [], 17)
+    assert params.target == "reference"
+    assert params.knobs == {"ping_interval": 0.5, "busy_timeout": 0.3}
+    assert params.server_args == ["--mutation", "no_dedupe"]
+    assert params.server_env == {"FAULTLAB_ALLOW_MUTATIONS": "1"}
+    plain = example_params(ExploreConfig(), [], 17)
+    assert plain.server_args == [] and plain.server_env == {}
 
 
 SCHEDULE = parse_schedule([
@@ -97,18 +93,21 @@ SCHEDULE = parse_schedule([
 EXAMPLE = Example(SCHEDULE, 4200017, Path("run"), False, {"duplicated_stored": 2}, 2.5)
 
 
-def test_the_replay_command_is_accepted_by_faultlab_run_and_says_what_ran(
-        tmp_path: Path) -> None:
+def test_the_replay_command_is_self_contained_and_says_exactly_what_ran() -> None:
+    """No file beside it: `faultlab run`'s own parser turns the printed command back into
+    the very parameters the example ran with (timers and mutation included)."""
     config = ExploreConfig(seed=42, mutation="no_dedupe")
-    target = write_target(tmp_path / "t.toml", config)
-    argv = replay_argv(config, target, EXAMPLE)
+    argv = replay_argv(config, EXAMPLE)
     assert argv[:2] == ["faultlab", "run"]
+    assert "--server-arg=--mutation" in argv and "--server-arg=no_dedupe" in argv
     ctx = run_command.make_context("run", argv[2:])
-    assert ctx.params["faults"] == SCHEDULE
-    assert ctx.params["seed"] == EXAMPLE.seed
-    assert ctx.params["target"] == str(target)
-    for name in ("clients", "groups", "rate", "duration", "ack_timeout", "quiesce_deadline"):
-        assert ctx.params[name] == getattr(config, name), name
+    replayed = params_from_options(ctx.params)
+    ran = example_params(config, EXAMPLE.schedule, EXAMPLE.seed)
+    assert replayed.schedule == SCHEDULE and replayed.seed == EXAMPLE.seed
+    for name in ("target", "level", "receive", "clients", "groups", "rate", "duration",
+                 "ack_timeout", "reconnect_delay", "quiesce_deadline", "knobs",
+                 "server_args", "server_env"):
+        assert getattr(replayed, name) == getattr(ran, name), name
 
 
 def test_the_scenario_snippet_runs_the_same_schedule_through_the_fixture() -> None:
@@ -126,10 +125,14 @@ def test_the_scenario_snippet_runs_the_same_schedule_through_the_fixture() -> No
     asyncio.run(namespace["test_minimal_random_schedule"](Recorder()))
     (kwargs,) = calls
     assert parse_schedule(kwargs.pop("faults")) == SCHEDULE
-    assert kwargs.pop("server_args") == ["--mutation", "no_dedupe"]
-    assert kwargs.pop("server_env") == {"FAULTLAB_ALLOW_MUTATIONS": "1"}
-    RunParams(**kwargs).validate()
-    assert kwargs["seed"] == EXAMPLE.seed and kwargs["knobs"] == config.knobs
+    asked = RunParams(**kwargs)
+    asked.validate()
+    ran = example_params(config, [], EXAMPLE.seed)
+    assert asked.server_args == ["--mutation", "no_dedupe"]
+    for name in ("target", "level", "receive", "clients", "groups", "rate", "duration", "seed",
+                 "ack_timeout", "reconnect_delay", "quiesce_deadline", "knobs",
+                 "server_args", "server_env"):
+        assert getattr(asked, name) == getattr(ran, name), name
 
 
 # -- the search, over a stand-in for the warm cluster (pure logic) ----------------------------
@@ -142,7 +145,6 @@ class FakeWarm:
     config: ExploreConfig
     breaks: Any
     flaky: Any = None
-    target_file: Path = Path("target.toml")
     seen: list[str] = field(default_factory=list)
 
     async def run(self, schedule: list[Fault]) -> Example:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from faultlab.harness.run import RunParams, run_scenario
+from faultlab.harness.run import RunParams, command, params_from_options, run_scenario
 from faultlab.harness.schedule import parse_schedule
 from faultlab.harness.targets import load_target
 
@@ -103,6 +103,11 @@ def faultlab(*args: str) -> subprocess.CompletedProcess[str]:
          "partition targets group:3, but the run has 1 client group(s)"),
         (["--target", "node-peer", "--faults", '[{"at": 0, "kind": "store_error"}]'],
          "schedule: store_error needs failpoints, and target 'node-peer' has none"),
+        (["--knob", "ping=1"], "'ping' is not a timer knob (ping_interval, ping_timeout"),
+        (["--knob", "ping_timeout=soon"], "ping_timeout: 'soon' is not a number of seconds"),
+        (["--knob", "busy_timeout=0"], "busy_timeout: must be > 0 seconds, not 0"),
+        (["--server-env", "FAULTLAB_ALLOW_MUTATIONS"],
+         "'FAULTLAB_ALLOW_MUTATIONS': expected NAME=VALUE"),
     ],
 )
 def test_bad_arguments_get_a_one_line_reason(args: list[str], reason: str) -> None:
@@ -124,10 +129,47 @@ def test_a_server_that_cannot_start_is_reported_without_a_traceback(tmp_path: Pa
     assert "Traceback" not in harness_part and "Traceback" in log_tail
 
 
+REPLAYED = ("target", "level", "receive", "recovery", "transport", "client", "clients",
+            "messages", "rate", "duration", "groups", "schedule", "seed", "ack_timeout",
+            "retries", "offsets", "reconnect_delay", "knobs", "server_args", "server_env",
+            "quiesce_deadline")
+
+
+@pytest.mark.parametrize("params", [
+    RunParams(),
+    RunParams(target="node-peer", level="at-least-once", receive="naive", recovery="memory",
+              transport="polling", client="official", clients=7, messages=0, groups=3,
+              seed=-4, ack_timeout=0.25, retries=0, offsets="random", reconnect_delay=0.0,
+              quiesce_deadline=1.5),
+    RunParams(rate=6.0, duration=1.5, knobs={"ping_interval": 0.5, "busy_timeout": 0.3},
+              server_args=["--mutation", "no_dedupe", "--flag=x y"],
+              server_env={"FAULTLAB_ALLOW_MUTATIONS": "1", "EMPTY": "", "EQ": "a=b"},
+              schedule=parse_schedule([{"at": 0.1, "duration": 0.3, "kind": "blackhole",
+                                        "target": "group:1"}])),
+])
+def test_the_replay_command_parses_back_to_the_same_run(params: RunParams) -> None:
+    """`RunParams.argv` and `faultlab run`'s parser are inverses: a replay needs no file."""
+    argv = params.argv()
+    assert argv[:2] == ["faultlab", "run"]
+    replayed = params_from_options(command.make_context("run", argv[2:]).params)
+    for name in REPLAYED:
+        assert getattr(replayed, name) == getattr(params, name), name
+
+
 def test_the_command_prints_the_run_directory(tmp_path: Path) -> None:
+    """Timer knobs, server arguments and environment reach the server's command line."""
     result = faultlab("--clients", "2", "--messages", "2", "--out", str(tmp_path / "r"),
-                      "--ack-timeout", "0.5")
+                      "--ack-timeout", "0.5", "--knob", "ping_interval=0.75",
+                      "--knob", "busy_timeout=0.3", "--server-arg=--mutation",
+                      "--server-arg=no_dedupe", "--server-env", "FAULTLAB_ALLOW_MUTATIONS=1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str((tmp_path / "r").resolve())
     assert "verdict: valid=True" in result.stderr
     assert (tmp_path / "r" / "verdict.json").exists()
+    server_log = (tmp_path / "r" / "logs" / "server.log").read_text()
+    assert "--ping-interval 0.75 " in server_log and "--busy-timeout 300" in server_log
+    assert "mutation=no_dedupe" in server_log  # the server accepted it: the env got there
+    replay = orjson.loads((tmp_path / "r" / "params.json").read_bytes())["replay"]
+    assert "--knob ping_interval=0.75 --knob busy_timeout=0.3" in replay
+    assert "--server-arg=--mutation --server-arg=no_dedupe" in replay
+    assert "--server-env FAULTLAB_ALLOW_MUTATIONS=1" in replay
