@@ -8,8 +8,9 @@ of every catch-up (the rows after its cursor, then entering the live room) runs
 on the same task, between two batches, where no broadcast can interleave.
 
 Per batch: one INSERT ... RETURNING and one COMMIT, then per new row the
-`after_commit` and `before_broadcast` failpoints, the broadcast, and finally the
-acks (this server acks after it broadcasts).
+`after_commit` and `before_broadcast` failpoints, the broadcast (all the batch's
+rows in one write per socket unless a `before_broadcast` failpoint is armed or a
+mutation is active), and finally the acks (this server acks after it broadcasts).
 """
 
 from __future__ import annotations
