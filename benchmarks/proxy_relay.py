@@ -38,8 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PING = b"p" * 64
 BULK_BLOCK = 1 << 20
 VARIANTS: dict[str, list[str]] = {  # name -> extra `faultlab proxy` options
-    "splice": ["--relay", "splice"],
-    "copy": ["--relay", "copy"],
+    "default": [],
+    "splice": ["--relay", "splice", "--loop", "asyncio"],
+    "copy": ["--relay", "copy", "--loop", "asyncio"],
     "uvloop-splice": ["--relay", "splice", "--loop", "uvloop"],
     "uvloop-copy": ["--relay", "copy", "--loop", "uvloop"],
 }

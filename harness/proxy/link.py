@@ -18,6 +18,7 @@ import random
 import socket
 import struct
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from faultlab.harness.proxy import splice
 from faultlab.harness.proxy.toxics.base import Chunk, Item, ToxicEntry, ToxicStub
@@ -40,7 +41,7 @@ class Side(asyncio.BufferedProtocol):
     """One socket of a connection; reading stays paused until its link starts.
 
     Reads land in one buffer reused for the socket's lifetime (a fresh 256 KiB bytes
-    object per read costs an mmap and its page faults); `buffer_updated` is replaced by
+    object per read costs an mmap and its page faults); `on_read` is replaced by
     the link with the fastest handler for its current state.
     """
 
@@ -55,16 +56,19 @@ class Side(asyncio.BufferedProtocol):
         self._fd: int | None = None  # a duplicate of the socket's descriptor, for splicing
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.pause_reading()
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.transport.pause_reading()
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.conn.side_made(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.buffer
 
     def buffer_updated(self, nbytes: int) -> None:
+        # uvloop binds this method once, so the link swaps `on_read`, not this method
+        self.on_read(nbytes)
+
+    def on_read(self, nbytes: int) -> None:
         # replaced by the link once it starts; this only catches bytes read before
         self._early.append(bytes(self.buffer[:nbytes]))
 
@@ -264,6 +268,7 @@ class Link:
         held = splicer.stop()
         transport = self.dest.transport
         if keep and held and not self.dest.lost and transport is not None:
+            log.debug("proxy link %s: %d bytes from the pipe go first", self.direction, len(held))
             transport.write(held)
         self._sync_reading()
 
@@ -331,7 +336,7 @@ class Link:
             feed = self._feed_read
         else:
             feed = self._relay
-        self.source.buffer_updated = feed  # type: ignore[method-assign]
+        self.source.on_read = feed  # type: ignore[method-assign]
         self._try_splice()
 
 

@@ -73,8 +73,8 @@ async def serve(
             print(f"faultlab proxy: cannot listen on {host}:{port}: {exc.strerror}",
                   file=sys.stderr)
             return 1
-        server = site._server  # aiohttp exposes the bound port only here
-        assert isinstance(server, asyncio.Server)
+        server = site._server  # aiohttp exposes the bound port only here (any loop's Server)
+        assert server is not None
         bound = server.sockets[0].getsockname()
         print(f"faultlab-proxy listening on http://{format_address(host, bound[1])}", flush=True)
         await stop.wait()
