@@ -84,6 +84,9 @@ class ExploreConfig:
     seed: int = 0  # the Hypothesis seed; example k runs with run seed `run_seed(seed, k)`
     confirm: bool = True  # the reported schedule must fail on a second run too
     shrink_budget: float = 90.0  # seconds of shrinking after the first failure
+    # Shrinking stops at the first failing schedule of at most this many faults (0: it
+    # goes on, within the budget, to the simplest start times, durations and kinds).
+    shrink_to_faults: int = 0
 
     def __post_init__(self) -> None:
         for kind in self.kinds:
@@ -95,6 +98,8 @@ class ExploreConfig:
             raise ValueError("durations: need 0 < min_duration <= max_duration")
         if self.max_faults < 1 or self.examples < 1:
             raise ValueError("max_faults and examples must be >= 1")
+        if self.shrink_to_faults < 0:
+            raise ValueError("shrink_to_faults must be >= 0")
         unknown = set(self.knobs) - set(TARGET_KNOBS)
         if unknown:
             raise ValueError(f"knobs: unknown {sorted(unknown)[0]!r} ({', '.join(TARGET_KNOBS)})")
@@ -265,7 +270,7 @@ class Exploration:
     config: ExploreConfig
     examples: int = 0  # distinct schedules Hypothesis asked for
     runs: int = 0  # cluster runs, confirmations included
-    skipped: int = 0  # schedules not run because the shrink budget was spent
+    skipped: int = 0  # shrink candidates not run: the budget was spent, or small enough
     unconfirmed: list[Example] = field(default_factory=list)  # failed once, not twice
     inconclusive: list[Example] = field(default_factory=list)  # quiescence did not converge
     first_failure: Example | None = None
@@ -321,8 +326,7 @@ class _Search:
         key = schedule_json(schedule)
         if key in self.cache:
             return self.cache[key]
-        found = self.result.found_after
-        if found is not None and time.monotonic() - self.t0 - found > self.config.shrink_budget:
+        if self._done_shrinking():
             self.result.skipped += 1
             return None
         self.result.examples += 1
@@ -339,6 +343,17 @@ class _Search:
             else:
                 self.result.shrinks += 1
         return example
+
+    def _done_shrinking(self) -> bool:
+        """Past the shrink budget, or a failing schedule is already small enough: the
+        remaining candidates count as passing without a run, and the best one stands."""
+        found = self.result.found_after
+        if found is None:
+            return False
+        if time.monotonic() - self.t0 - found > self.config.shrink_budget:
+            return True
+        enough = self.config.shrink_to_faults
+        return enough > 0 and any(len(f.schedule) <= enough for f in self.failures)
 
     def _confirmed(self, minimal: Example) -> Example | None:
         """The smallest failing schedule that fails again when run a second time.
@@ -471,7 +486,8 @@ def describe(result: Exploration) -> str:
     lines += [
         f"  first failure after {result.found_after:.1f}s (example {result.found_at_example}, "
         f"{len(first.schedule)} fault(s)), shrunk to {len(result.minimal.schedule)} "
-        f"fault(s) through {result.shrinks} smaller failing schedule(s)",
+        f"fault(s) through {result.shrinks} smaller failing schedule(s)"
+        + (f", {result.skipped} candidate(s) not run" if result.skipped else ""),
         f"  violations: {result.minimal.counts}",
         f"  run directory: {result.minimal.run_dir}",
         "  replay:",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ def test_a_restricted_kind_list_is_respected(data: st.DataObject) -> None:
         ({"kinds": ()}, "kinds: must not be empty"),
         ({"min_duration": 0.0}, "need 0 < min_duration <= max_duration"),
         ({"max_faults": 0}, "max_faults and examples must be >= 1"),
+        ({"shrink_to_faults": -1}, "shrink_to_faults must be >= 0"),
         ({"knobs": {"ping": 1.0}}, "knobs: unknown 'ping'"),
     ],
 )
@@ -183,6 +184,19 @@ def test_a_failing_schedule_is_found_shrunk_and_confirmed() -> None:
     assert result.first_failure is not None and result.found_at_example >= 1
     assert result.runs == result.examples + 1  # one confirming run
     assert "shrunk to 1 fault(s)" in describe(result)
+
+
+def test_shrinking_can_stop_at_a_small_enough_schedule() -> None:
+    """`shrink_to_faults` ends shrinking at the first small enough failure: fewer runs,
+    and what is reported is still a confirmed failure of that size."""
+    config = ExploreConfig(kinds=("partition", "latency", "kill"), examples=200, seed=3)
+    full = search(FakeWarm(config, kill_late))
+    short = search(FakeWarm(replace(config, shrink_to_faults=1), kill_late))
+    assert short.failed and len(short.minimal.schedule) == 1
+    assert kill_late(short.minimal.schedule)
+    assert short.skipped > 0 and short.runs < full.runs
+    assert short.first_failure == full.first_failure  # the same search up to the finding
+    assert "candidate(s) not run" in describe(short)
 
 
 def test_the_same_seed_explores_the_same_schedules() -> None:
