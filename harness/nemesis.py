@@ -23,7 +23,7 @@ from faultlab.harness.cluster import Cluster
 from faultlab.harness.history import History
 from faultlab.harness.processes import Child
 from faultlab.harness.schedule import KINDS, Fault
-from faultlab.harness.store import hold_write_lock
+from faultlab.harness.store import StoreLock
 
 log = logging.getLogger("faultlab.nemesis")
 POLL = 0.02  # seconds between checks of a condition or of the failpoint state
@@ -62,6 +62,7 @@ class Nemesis:
         self._tasks: list[asyncio.Task[None]] = []
         self._lock: Child | None = None
         self._lock_seq = 0
+        self._prepared: dict[str, asyncio.Task[StoreLock]] = {}
         self._fired_before: dict[str, int] = {}
         self._server_lock = asyncio.Lock()
 
@@ -71,6 +72,8 @@ class Nemesis:
         """Schedule every fault from now on (returns at once)."""
         t0 = time.monotonic()
         for i, fault in enumerate(self.schedule):
+            if fault.kind == "store_lock":
+                self._prepared[f"f{i + 1}"] = asyncio.create_task(self._prepare_lock(fault))
             self._tasks.append(asyncio.create_task(self._run_one(f"f{i + 1}", fault, t0)))
 
     async def run(self) -> None:
@@ -132,6 +135,7 @@ class Nemesis:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        await self._drop_prepared()
         for active in list(self.active.values()):
             try:
                 await self._end(active)
@@ -268,18 +272,34 @@ class Nemesis:
     async def _store(self, fid: str, fault: Fault, _: list[ChatClient]
                      ) -> Callable[[], Awaitable[None]]:
         if fault.kind == "store_lock":
-            self._lock_seq += 1
-            lock = await hold_write_lock(
-                self.cluster.supervisor, self.cluster.store_path,
-                self.cluster.run.log(f"store-lock-{self._lock_seq}"), mode=fault.params["mode"],
-            )
-
-            async def heal_lock() -> None:
-                await lock.kill()
-            return heal_lock
+            prepared = self._prepared.pop(fid, None)
+            lock = await (prepared if prepared is not None else self._prepare_lock(fault))
+            try:
+                await lock.acquire()
+            except BaseException:
+                await lock.release()
+                raise
+            return lock.release
         count = fault.params["count"] or None
         await self.cluster.arm_failpoint("before_insert", "error", count=count)
         return self._disarm("before_insert")
+
+    async def _drop_prepared(self) -> None:
+        """Stop lock helpers whose fault never started (they hold no lock)."""
+        prepared, self._prepared = list(self._prepared.values()), {}
+        for task in prepared:
+            task.cancel()
+        for result in await asyncio.gather(*prepared, return_exceptions=True):
+            if isinstance(result, StoreLock):
+                await result.release()
+
+    async def _prepare_lock(self, fault: Fault) -> StoreLock:
+        """Start a lock helper ahead of its fault (see `StoreLock`)."""
+        self._lock_seq += 1
+        return await StoreLock.prepare(
+            self.cluster.supervisor, self.cluster.store_path,
+            self.cluster.run.log(f"store-lock-{self._lock_seq}"), mode=fault.params["mode"],
+        )
 
     def _disarm(self, name: str) -> Callable[[], Awaitable[None]]:
         async def heal_failpoint() -> None:
@@ -348,3 +368,4 @@ class Nemesis:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._drop_prepared()

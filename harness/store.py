@@ -25,6 +25,7 @@ from faultlab.harness.targets import StoreSpec
 
 LOCK_MODES = ("immediate", "exclusive")
 HOLDING = "faultlab-store-lock holding"
+ARMED = "faultlab-store-lock armed"
 _STARTUP = 10.0  # seconds for the helper's interpreter to start, on a loaded machine
 
 
@@ -76,6 +77,52 @@ async def snapshot(spec: StoreSpec, db: Path, path: Path) -> list[dict[str, Any]
     return rows
 
 
+class StoreLock:
+    """A lock helper started ahead of time: taking the lock is then a signal, not a
+    process start, so a scheduled lock lands when the schedule says even on a loaded
+    machine (an interpreter can take seconds to start there)."""
+
+    def __init__(self, child: Child, log_path: Path, deadline: float) -> None:
+        self.child = child
+        self.log_path = log_path
+        self.deadline = deadline
+
+    @classmethod
+    async def prepare(cls, supervisor: Supervisor, db: Path, log_path: Path, *,
+                      mode: str = "immediate", deadline: float = 10.0) -> StoreLock:
+        """Start the helper and wait until it is ready to lock (it holds nothing yet)."""
+        if mode not in LOCK_MODES:
+            raise ValueError(f"lock mode must be one of {', '.join(LOCK_MODES)}, not {mode!r}")
+        argv = [sys.executable, "-m", "faultlab.harness.store", "lock", str(db), "--mode",
+                mode, "--wait", str(deadline), "--armed"]
+        child = await supervisor.spawn("store-lock", argv, log_path, ready_line=False)
+        lock = cls(child, log_path, deadline)
+        await lock._until(ARMED, _STARTUP, "did not start")
+        return lock
+
+    async def acquire(self) -> None:
+        """Take the lock; returns once it is held."""
+        self.child.send_signal(signal.SIGUSR1)
+        await self._until(HOLDING, self.deadline + 1.0, f"did not get the lock within "
+                          f"{self.deadline:.1f}s")
+
+    async def release(self) -> None:
+        await self.child.kill()
+
+    async def _until(self, marker: str, seconds: float, what: str) -> None:
+        end = time.monotonic() + seconds
+        while not any(marker in line for line in self.child.log_tail(5)):
+            failure = None if self.child.running else "exited before it held the lock"
+            if failure is None and time.monotonic() > end:
+                failure = what
+            if failure is not None:
+                await self.child.kill()
+                tail = "\n".join(f"    {line}" for line in self.child.log_tail(10))
+                raise ChildFailed(f"store-lock {failure}; log {self.log_path}, last lines:\n"
+                                  f"{tail or '    (no output)'}")
+            await asyncio.sleep(0.005)
+
+
 async def hold_write_lock(
     supervisor: Supervisor, db: Path, log_path: Path, *, mode: str = "immediate",
     deadline: float = 10.0,
@@ -85,26 +132,18 @@ async def hold_write_lock(
     The helper waits up to `deadline` for writers in flight to finish (its busy
     timeout); returns once the lock is held; `child.kill()` releases it.
     """
-    if mode not in LOCK_MODES:
-        raise ValueError(f"lock mode must be one of {', '.join(LOCK_MODES)}, not {mode!r}")
-    argv = [sys.executable, "-m", "faultlab.harness.store", "lock", str(db), "--mode", mode,
-            "--wait", str(deadline)]
-    child = await supervisor.spawn("store-lock", argv, log_path, ready_line=False)
-    end = time.monotonic() + deadline + _STARTUP
-    while not any(HOLDING in line for line in child.log_tail(5)):
-        failure = None if child.running else "exited before it held the lock"
-        if failure is None and time.monotonic() > end:
-            failure = f"did not get the lock within {deadline:.1f}s"
-        if failure is not None:
-            await child.kill()
-            tail = "\n".join(f"    {line}" for line in child.log_tail(10)) or "    (no output)"
-            raise ChildFailed(f"store-lock {failure}; log {log_path}, last lines:\n{tail}")
-        await asyncio.sleep(0.01)
-    return child
+    lock = await StoreLock.prepare(supervisor, db, log_path, mode=mode, deadline=deadline)
+    await lock.acquire()
+    return lock.child
 
 
-def _hold(db: str, mode: str, wait: float) -> int:
-    """The helper process: take the lock, say so, hold it until a signal ends us."""
+def _hold(db: str, mode: str, wait: float, armed: bool) -> int:
+    """The helper process: take the lock (on SIGUSR1 when armed), say so, hold it until
+    SIGTERM/SIGINT ends us."""
+    if armed:
+        print(f"{ARMED}", flush=True)
+        if signal.sigwait({signal.SIGUSR1, signal.SIGTERM, signal.SIGINT}) != signal.SIGUSR1:
+            return 0
     conn = sqlite3.connect(db, timeout=wait, isolation_level=None)
     try:
         conn.execute(f"BEGIN {mode.upper()}")
@@ -125,9 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     lock.add_argument("db")
     lock.add_argument("--mode", choices=LOCK_MODES, default="immediate")
     lock.add_argument("--wait", type=float, default=10.0, help="busy timeout to get the lock")
+    lock.add_argument("--armed", action="store_true",
+                      help="start without the lock; take it on SIGUSR1")
     args = parser.parse_args(argv)
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    return _hold(args.db, args.mode, args.wait)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGUSR1})
+    return _hold(args.db, args.mode, args.wait, args.armed)
 
 
 if __name__ == "__main__":
