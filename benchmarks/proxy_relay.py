@@ -217,6 +217,8 @@ def measure(
     out: dict[str, dict[str, list[float]]] = {path: {} for path in ports}
     for _ in range(args.rounds):
         for phase, upstream, run, units in phases:
+            if phase not in args.phases:
+                continue
             for path, path_ports in ports.items():
                 load = os.getloadavg()[0]
                 before = cpu_seconds(cpus[path])
@@ -256,12 +258,16 @@ def report(results: dict[str, dict[str, list[float]]]) -> None:
         print(f"{label:30}" + "".join(cells))
     direct = results["direct"]
     for path in paths[1:]:
-        x = results[path]
-        added = statistics.median(x["rtt_p99_us"]) - statistics.median(direct["rtt_p99_us"])
-        ratio = statistics.median(x["bulk_MBps"]) / statistics.median(direct["bulk_MBps"])
-        print(f"{path}: added RTT p50 "
-              f"{statistics.median(x['rtt_p50_us']) - statistics.median(direct['rtt_p50_us']):.0f}"
-              f" us, added p99 {added:.0f} us, bulk {ratio:.2f} x direct")
+        x, parts = results[path], []
+        if "rtt_p50_us" in x:
+            for p in ("p50", "p99"):
+                added = statistics.median(x[f"rtt_{p}_us"]) - statistics.median(
+                    direct[f"rtt_{p}_us"])
+                parts.append(f"added RTT {p} {added:.0f} us")
+        if "bulk_MBps" in x:
+            ratio = statistics.median(x["bulk_MBps"]) / statistics.median(direct["bulk_MBps"])
+            parts.append(f"bulk {ratio:.2f} x direct")
+        print(f"{path}: {', '.join(parts)}")
 
 
 def main() -> None:
@@ -274,6 +280,8 @@ def main() -> None:
     ap.add_argument("--variants", default="splice,copy",
                     help=f"comma-separated proxy variants, of {', '.join(VARIANTS)}")
     ap.add_argument("--rounds", type=int, default=1, help="repeat every phase; medians")
+    ap.add_argument("--phases", default="rtt,bulk,conc", type=lambda v: v.split(","),
+                    help="which of rtt, bulk, conc to run")
     ap.add_argument("--json", type=Path, help="also write every figure here")
     args = ap.parse_args()
     if args.serve:

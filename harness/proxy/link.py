@@ -1,12 +1,13 @@
 """One relayed TCP connection: two sockets and a link per direction.
 
-With no toxic on a direction the link is a bare relay: on Linux a `Splicer` moves the
-bytes socket -> pipe -> socket inside the kernel; elsewhere (or when splicing is
-off) the source's `buffer_updated` writes its read buffer straight into the
-destination transport. Adding a toxic stops the splicer (what its pipe held goes to
-the destination first) and swaps in a chain of stubs (see `toxics.base`); removing
-the last one swaps the bare relay back once the chain has drained and the
-destination's buffer is empty, so bytes are never reordered or dropped by a change.
+With no toxic on a direction the link is a bare relay: the source's reads land in one
+reused buffer that is written straight into the destination transport. Once a read
+fills that buffer (a bulk flow) and the destination's buffer is empty, a `Splicer`
+takes over on Linux and moves the bytes socket -> pipe -> socket inside the kernel;
+small-message links (chat traffic) never pay its pipe and descriptors. Adding a toxic
+stops the splicer (what its pipe held goes to the destination first) and swaps in a
+chain of stubs (see `toxics.base`); removing the last one swaps the bare relay back
+once the chain has drained, so bytes are never reordered or dropped by a change.
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ class Link:
         self._dest_full = False
         self._use_splice = use_splice and splice.AVAILABLE
         self._splicer: splice.Splicer | None = None
+        self._bulk = False  # a read has filled the buffer: splice once it is safe
         self._started = False
         source.out_link = self
         dest.in_link = self
@@ -159,7 +161,6 @@ class Link:
         for data in self.source.take_early():
             self._feed(data)
         self._started = True
-        self._try_splice()
         self._sync_reading()
 
     # --- toxics changing on a live link ---------------------------------------------
@@ -204,11 +205,14 @@ class Link:
         """The bare relay: what was just read goes straight to the destination."""
         transport = self.dest.transport
         assert transport is not None
-        transport.write(self.source.buffer[:nbytes])
+        buffer = self.source.buffer
+        transport.write(buffer[:nbytes])
+        if nbytes == len(buffer):
+            self._bulk = self._use_splice  # a bulk flow: a pipe and two descriptors pay off
         if transport.get_write_buffer_size():
             # asyncio may keep a view of the unsent part (3.12+): never reuse that buffer
             self.source.buffer = memoryview(bytearray(READ_SIZE))
-        elif self._use_splice:
+        elif self._bulk:
             self._try_splice()
 
     def _feed_read(self, nbytes: int) -> None:
@@ -337,7 +341,6 @@ class Link:
         else:
             feed = self._relay
         self.source.on_read = feed  # type: ignore[method-assign]
-        self._try_splice()
 
 
 class Connection:
