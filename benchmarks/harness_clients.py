@@ -26,7 +26,7 @@ import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -167,34 +167,55 @@ async def cpu_figure(cluster: Cluster, kind: str, record: bool, n: int, rate: fl
             "minor_faults_per_msg": (use1.ru_minflt - use0.ru_minflt) / max(got, 1)}
 
 
-async def main(args: argparse.Namespace) -> None:
-    out = Path(tempfile.mkdtemp(prefix="faultlab-bench-"))
+def runner(loop: str) -> Callable[[Coroutine[Any, Any, Any]], Any]:
+    """`asyncio.run` or `uvloop.run`: each phase runs in a fresh loop of its own."""
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run
+    return asyncio.run
+
+
+async def connect_phase(args: argparse.Namespace, out: Path) -> None:
+    async with phase_cluster(out, "connect") as c:
+        print("connect:", await connect_figure(c, args.connect_clients, out))
+
+
+async def cpu_phase(args: argparse.Namespace, out: Path, kind: str, record: bool,
+                    name: str) -> dict[str, Any]:
+    async with phase_cluster(out, name) as c:
+        return await cpu_figure(c, kind, record, args.clients, args.rate, args.duration, out)
+
+
+def phase_cluster(out: Path, name: str) -> Cluster:
+    """A fresh store per phase: no catch-up inside the measured window."""
     knobs = {"ping_interval": 25.0, "ping_timeout": 20.0}
+    return Cluster(create_run_dir(out / name), load_target(), "exactly-once", knobs=knobs)
+
+
+def main(args: argparse.Namespace) -> None:
+    out = Path(tempfile.mkdtemp(prefix="faultlab-bench-"))
     print(f"machine: {platform.machine()} {psutil.cpu_count()} cpus, "
-          f"python {platform.python_version()}, "
-          f"loop {type(asyncio.get_running_loop()).__module__}, load {psutil.getloadavg()}")
-
-    def cluster(name: str) -> Cluster:  # a fresh store per phase: no catch-up in the window
-        return Cluster(create_run_dir(out / name), load_target(), "exactly-once", knobs=knobs)
-
+          f"python {platform.python_version()}, load {psutil.getloadavg()}")
     if args.connect_clients:
-        async with cluster("connect") as c:
-            print("connect:", await connect_figure(c, args.connect_clients, out))
-    per: dict[tuple[str, bool], list[float]] = {}
+        runner(args.loops[0])(connect_phase(args, out))
+    phases = [(kind, record, loop) for loop in args.loops for kind, record in PHASES
+              if kind in args.only]
+    per: dict[tuple[str, bool, str], list[float]] = {}
     for r_ in range(args.rounds):
-        for kind, record in PHASES if r_ % 2 == 0 else PHASES[::-1]:  # no order bias
-            if kind not in args.only:
-                continue
-            async with cluster(f"{kind}-{record}-{r_}") as c:
-                r = await cpu_figure(c, kind, record, args.clients, args.rate, args.duration,
-                                     out)
-            per.setdefault((kind, record), []).append(r["cpu_us_per_msg"])
-            print("cpu:", {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()})
-    lean, bare, stock = (statistics.median(per.get(k, [float("nan")])) for k in PHASES)
-    print(f"median lean CPU per received message: {lean:.1f} µs "
-          f"(stock {stock:.1f} µs, stock/lean {stock / lean:.1f}x)")
-    print(f"recording overhead: {(lean / bare - 1) * 100:+.1f} % ({bare:.1f} -> {lean:.1f} µs)")
-    print(f"peak RSS of this process: "
+        for kind, record, loop in phases if r_ % 2 == 0 else phases[::-1]:  # no order bias
+            r = runner(loop)(cpu_phase(args, out, kind, record, f"{kind}-{record}-{loop}-{r_}"))
+            per.setdefault((kind, record, loop), []).append(r["cpu_us_per_msg"])
+            print("cpu:", {"loop": loop, "load1": round(psutil.getloadavg()[0], 1),
+                           **{k: round(v, 3) if isinstance(v, float) else v
+                              for k, v in r.items()}})
+    nan = [float("nan")]
+    for loop in args.loops:
+        lean, bare, stock = (statistics.median(per.get((k, rec, loop), nan)) for k, rec in PHASES)
+        print(f"[{loop}] median lean CPU per received message: {lean:.1f} µs "
+              f"(stock {stock:.1f} µs, stock/lean {stock / lean:.1f}x); recording overhead "
+              f"{(lean / bare - 1) * 100:+.1f} % ({bare:.1f} -> {lean:.1f} µs)")
+    print(f"load average at the end: {psutil.getloadavg()}; peak RSS of this process: "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
@@ -207,12 +228,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--only", nargs="+", choices=("lean", "stock"), default=["lean", "stock"],
                         help="which clients' CPU phases to run")
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
-                        help="the harness process's event loop")
-    args = parser.parse_args()
-    if args.loop == "uvloop":
-        import uvloop
-
-        uvloop.run(main(args))
-    else:
-        asyncio.run(main(args))
+    parser.add_argument("--loops", nargs="+", choices=("asyncio", "uvloop"),
+                        default=["asyncio"],
+                        help="the harness process's event loop(s), compared in one run")
+    main(parser.parse_args())

@@ -136,7 +136,7 @@ class WebSocketTransport:
                 if msg.type is _TEXT:
                     on_packet(msg.data)
                 elif msg.type is aiohttp.WSMsgType.ERROR:
-                    log.debug("websocket error: %r", msg.data)
+                    log.warning("websocket error: %r", msg.data)
                     await self._dispose()
                     return "transport error"
                 elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
