@@ -87,8 +87,8 @@ def main() -> None:
         return
     print(f"machine: {os.cpu_count()} cpus, load average before {os.getloadavg()}")
     print("| events | MB | checker median s | events/s | ×time vs 10× fewer | CPU s "
-          "| peak RSS MB | peer (pure Python) events/s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| peak RSS MB | peer (pure Python) events/s | load (1 min) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     previous = None
     for size in (int(float(s)) for s in args.sizes.split(",")):
         run_dir, events = _ensure(size, args.seed)
@@ -105,7 +105,7 @@ def main() -> None:
         ratio = f"{wall / previous:.1f}" if previous else "-"
         previous = wall
         print(f"| {events:,} | {mb:,.0f} | {wall:.3f} | {events / wall:,.0f} | {ratio} "
-              f"| {cpu:.2f} | {rss:,.0f} | {peer} |", flush=True)
+              f"| {cpu:.2f} | {rss:,.0f} | {peer} | {os.getloadavg()[0]:.1f} |", flush=True)
     print(f"load average after {os.getloadavg()}")
 
 

@@ -41,6 +41,8 @@ def judge(history: Path, store: Path, level: str | None = None
         try:
             warnings = loader.load_history(con, history)
             warnings += loader.load_store(con, store)
+            # rowid of h and store is the line index; every derived table orders explicitly.
+            con.execute("SET preserve_insertion_order = false")
             if con.execute("SELECT count(*) FROM h").fetchone() == (0,):
                 warnings.append(f"{history.name} is empty")
             warnings += model.build(con, history, store)
