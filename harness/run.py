@@ -219,13 +219,11 @@ async def run_on(cluster: Cluster, params: RunParams, run: RunDir | None = None,
     success, failure and cancellation; the cluster is the caller's, and the nemesis
     leaves it healed as far as it can (a warm caller checks the rest).
     """
-    if run is None:
-        target, run = prepare(params)
-    else:
-        target = load_target(params.target)
-    reason = _mismatch(cluster, target, params)
+    reason = _mismatch(cluster, load_target(params.target), params)
     if reason is not None:
         raise ValueError(reason)
+    if run is None:
+        _, run = prepare(params)
     say = progress or _quiet
     rng = random.Random(params.seed)
     history = History(run.history if params.record else None)

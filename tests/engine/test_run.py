@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from faultlab.harness.run import RunParams, command, params_from_options, run_scenario
+from faultlab.harness.processes import Supervisor
+from faultlab.harness.run import (
+    RunParams,
+    command,
+    new_cluster,
+    params_from_options,
+    prepare,
+    run_on,
+    run_scenario,
+)
 from faultlab.harness.schedule import parse_schedule
 from faultlab.harness.targets import load_target
 
@@ -61,6 +71,24 @@ async def test_a_run_that_cannot_converge_says_so(tmp_path: Path) -> None:
     verdict = orjson.loads((run_dir / "verdict.json").read_bytes())
     assert verdict["violations"]["never_delivered"]["count"] > 0
     assert verdict["valid"] == "unknown"
+
+
+async def test_runs_on_one_warm_cluster_are_separate_runs(tmp_path: Path) -> None:
+    """`run_on` twice on one cluster: the second run's rows are its own (store_max_id),
+    and params that differ from what the cluster runs are refused before anything."""
+    params = RunParams(clients=2, messages=3, seed=1, **FAST)
+    target, run = prepare(replace(params, out=tmp_path / "cluster"))
+    async with Supervisor() as sup, new_cluster(params, target, run, sup) as cluster:
+        first = await run_on(cluster, replace(params, out=tmp_path / "a"))
+        second = await run_on(cluster, replace(params, seed=2, out=tmp_path / "b"))
+        with pytest.raises(ValueError, match=r"the cluster runs knobs=\{.*\}, the params say \{\}"):
+            await run_on(cluster, replace(params, knobs={}, out=tmp_path / "c"))
+    assert not (tmp_path / "c").exists()
+    assert lines(first / "history.jsonl")[0]["store_max_id"] == 0
+    assert lines(second / "history.jsonl")[0]["store_max_id"] == 6
+    assert len(lines(second / "store.jsonl")) == 12
+    for run_dir in (first, second):
+        assert orjson.loads((run_dir / "verdict.json").read_bytes())["valid"] is True
 
 
 @pytest.mark.node
