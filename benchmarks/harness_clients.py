@@ -11,7 +11,11 @@ Three figures, in one run, against the reference server behind the embedded prox
    events recorded (`show` recorded too) — lean client, then the stock client;
 3. recording overhead: the lean phase again with `History(None)`.
 
+Every phase runs in a fresh event loop; `--loops asyncio uvloop` compares both loops
+in one run.
+
     .venv/bin/python benchmarks/harness_clients.py            # the issue's figures
+    .venv/bin/python benchmarks/harness_clients.py --rounds 2 --loops asyncio uvloop
     .venv/bin/python benchmarks/harness_clients.py --duration 5 --connect-clients 200
 """
 
