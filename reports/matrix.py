@@ -26,7 +26,10 @@ def build(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Cells keyed by (level, fault_kind), each aggregating its runs."""
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for run in runs:
-        key = (run["level"], run["fault_kind"])
+        # a run on a mutated server says what the harness detects, not what the level
+        # guarantees: it gets a row of its own
+        row = run["level"] + (" · mutated server" if run.get("mutation") else "")
+        key = (row, run["fault_kind"])
         cell = cells.setdefault(key, {
             "level": key[0], "fault_kind": key[1], "runs": [], "expected": [], "tolerated": [],
             "observed": dict.fromkeys(VIOLATION_KINDS, 0), "unexpected": [], "missing": [],
@@ -46,7 +49,8 @@ def build(runs: list[dict[str, Any]]) -> dict[str, Any]:
             cell["state"] = state
     for cell in cells.values():
         cell["groups"] = grouped(cell["observed"])
-    levels = _ordered({k[0] for k in cells}, LEVEL_ORDER)
+    levels = _ordered({k[0] for k in cells},
+                      (*LEVEL_ORDER, *(f"{lv} · mutated server" for lv in LEVEL_ORDER)))
     faults = _ordered({k[1] for k in cells} - {"none"})
     if any(k[1] == "none" for k in cells):
         faults.insert(0, "none")

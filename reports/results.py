@@ -61,6 +61,17 @@ def _lifecycle(entry: dict[str, Any], sc: HistoryScan, rows: dict[str, list[int]
             "lifecycle_more": max(0, len(events) - LIFECYCLE_EVENTS)}
 
 
+def _mutation(params: dict[str, Any]) -> str | None:
+    """The planted bug the server ran with (`--mutation NAME` in its arguments), if any."""
+    args = [str(a) for a in params.get("server_args") or []]
+    for i, arg in enumerate(args):
+        if arg == "--mutation" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--mutation="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def run_result(rd: RunDir, run_id: str) -> dict[str, Any]:
     """The results.json entry of one run directory."""
     listed = _listed(rd)
@@ -96,6 +107,7 @@ def run_result(rd: RunDir, run_id: str) -> dict[str, Any]:
         **{f: params.get(f) for f in PARAM_FIELDS},
         "name": str(params.get("scenario") or rd.path.name),
         "level": str(params.get("level", "?")),
+        "mutation": _mutation(params),
         "fault_kind": str(params.get("fault_kind") or "none"),
         "expected": expected,
         "tolerated": [str(k) for k in params.get("tolerated") or []],
