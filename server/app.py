@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -84,7 +85,12 @@ class ChatServer:
             offset_known=self._offset_known,
             unrestored_rooms=frozenset({LIVE}),
             async_mode="aiohttp",
-            ping_interval=config.ping_interval,
+            # python-engineio advertises int(interval + grace) seconds: a grace that
+            # rounds a sub-second interval up keeps clients from being told 0 ms
+            ping_interval=(
+                config.ping_interval,
+                max(0.0, math.ceil(config.ping_interval) - config.ping_interval + 1e-9),
+            ),
             ping_timeout=config.ping_timeout,
             cors_allowed_origins="*",
             max_http_buffer_size=max(1_000_000, config.max_content * 8),
