@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-KINDS = (
-    "lost_acked", "lost", "duplicated_stored", "sender_reordered", "phantom",
-    "corrupted", "duplicated_delivered", "out_of_order", "never_delivered",
-)
+from faultlab.harness.checker.invariants import KINDS
+
 LOSS = ("lost_acked", "lost")
 DUPLICATES = ("duplicated_stored", "duplicated_delivered")
 
