@@ -83,6 +83,7 @@ class Cluster:
         self.with_proxy = proxy
         self.seed = seed
         self.proxies: Proxies | None = None
+        self.proxy_label = "none"  # what the report names as the proxy used
         self._stack = contextlib.AsyncExitStack()
         self.store_max_id = 0
         self._port = 0
@@ -263,6 +264,9 @@ class Cluster:
     async def _create_proxies(self, api: tuple[str, bool]) -> None:
         url, shared = api
         control = await ProxyControl.connect(url, shared=shared, run_id=self.run_id)
+        version = await control.version()
+        self.proxy_label = (f"Toxiproxy {version} at {url}" if shared
+                            else f"embedded (Toxiproxy API {version})")
         self.proxies = Proxies(control, ())
         infos = []
         for g in range(self.groups):

@@ -37,7 +37,13 @@ from faultlab.harness.cluster import Cluster, ClusterError
 from faultlab.harness.history import History
 from faultlab.harness.nemesis import Nemesis
 from faultlab.harness.processes import ChildFailed, Supervisor
-from faultlab.harness.rundir import RunDir, create_run_dir, replay_command, write_params
+from faultlab.harness.rundir import (
+    RunDir,
+    create_run_dir,
+    replay_command,
+    update_params,
+    write_params,
+)
 from faultlab.harness.schedule import Fault, ScheduleError, dump_schedule, fault_label
 from faultlab.harness.schedule import load_schedule as _load_schedule
 from faultlab.harness.store import max_id
@@ -229,6 +235,7 @@ async def run_on(cluster: Cluster, params: RunParams, run: RunDir | None = None,
     history = History(run.history if params.record else None)
     async with history, contextlib.AsyncExitStack() as stack:
         store_max = await asyncio.to_thread(max_id, cluster.target.store, cluster.db)
+        update_params(run, versions={"proxy": cluster.proxy_label})
         history.record("harness", "run_start", store_max_id=store_max)
         clients = await _make_clients(params, cluster, run, history, stack, rng)
         say("connecting", {"clients": len(clients)})

@@ -100,6 +100,17 @@ def write_params(run: RunDir, params: dict[str, Any]) -> dict[str, Any]:
     return full
 
 
+def update_params(run: RunDir, **fields: Any) -> None:
+    """Add what is only known once the run is under way (e.g. the proxy's version)."""
+    params = orjson.loads(run.params.read_bytes())
+    for key, value in fields.items():
+        if isinstance(value, dict) and isinstance(params.get(key), dict):
+            params[key] = {**params[key], **value}
+        else:
+            params[key] = value
+    run.params.write_bytes(orjson.dumps(params, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+
+
 def faultlab_replay(options: dict[str, Any]) -> str:
     """`faultlab run ...` with these options, as a replay command for params.json."""
     argv = ["faultlab", "run"]

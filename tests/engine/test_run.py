@@ -44,6 +44,7 @@ async def test_a_run_under_a_partition_is_recorded_and_checked(tmp_path: Path) -
     assert params["fault_kind"] == "partition"
     assert params["schedule"] == [f.to_json() for f in schedule]
     assert "--faults" in params["replay"] and "--seed 5" in params["replay"]
+    assert params["versions"]["proxy"].startswith("embedded (Toxiproxy API 2.")
     history = lines(run_dir / "history.jsonl")
     ops = [e["op"] for e in history]
     assert ops[0] == "run_start" and history[0]["store_max_id"] == 0
