@@ -32,6 +32,9 @@ def test_an_at_least_once_retry_stored_twice_is_duplicated_stored(run):
     v = r.check()
     assert counts(v) == {"duplicated_stored": 1}
     assert named(v, "duplicated_stored") == [content]
+    stored = [e for e in v["violations"]["duplicated_stored"]["messages"][0]["lifecycle"]
+              if e["op"] == "stored"]
+    assert [e["id"] for e in stored] == [1, 2], "one message, two rows"
 
 
 def test_a_give_up_that_was_in_fact_stored_is_not_lost(run):

@@ -59,22 +59,6 @@ def test_a_rejected_message_is_not_lost(run):
     assert v["metrics"]["rejects"] == 1
 
 
-def test_duplicated_stored_is_one_message_in_two_rows(run):
-    r = run(level="at-least-once")
-    content = r.send("c1", "m1")
-    r.ev("c1", "attempt", msg="m1", n=1)
-    r.broadcast(content, r.store(content))
-    r.ev("c1", "attempt", msg="m1", n=2)
-    r.broadcast(content, r.store(content))
-    r.ev("c1", "ack", msg="m1")
-    r.quiesce()
-    v = r.check()
-    assert counts(v) == {"duplicated_stored": 1}
-    stored = [e for e in v["violations"]["duplicated_stored"]["messages"][0]["lifecycle"]
-              if e["op"] == "stored"]
-    assert [e["id"] for e in stored] == [1, 2]
-
-
 def _two_rows_swapped(r) -> tuple[str, str]:
     first = r.send("c1", "m1")
     r.ev("c1", "attempt", msg="m1", n=1)
