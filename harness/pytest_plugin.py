@@ -31,11 +31,8 @@ from faultlab.harness.gate import (
     merge_thresholds,
     project_thresholds,
 )
+from faultlab.harness.scale import SCALES
 
-SCALES: dict[str, dict[str, int]] = {
-    "ci": {"clients": 4, "messages": 10},
-    "soak": {"clients": 40, "messages": 200},
-}
 MARKERS = {
     "client": "client faults (transport close, offline, refresh)",
     "network": "network faults through the proxy",
@@ -66,7 +63,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--faultlab-target", metavar="FILE", default=None,
                     help="target file or shipped target name (default: reference)")
     group.addoption("--faultlab-scale", choices=sorted(SCALES), default="ci",
-                    help="workload size: ci (small, fast) or soak (large)")
+                    help="workload size: ci (small, fast) or soak (10x the clients, "
+                         "20x the messages, 4x the sending time of every scenario)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -107,7 +105,8 @@ class Faultlab:
         seed = self.config.getoption("--faultlab-seed")
         self.seed = seed if seed is not None else zlib.crc32(nodeid.encode()) % 2**31
         self.target = self.config.getoption("--faultlab-target") or "reference"
-        self.scale = SCALES[self.config.getoption("--faultlab-scale")]
+        self.scale_name = self.config.getoption("--faultlab-scale")
+        self.scale = SCALES[self.scale_name]
         self._runs = 0
 
     def replay(self) -> str:
@@ -116,6 +115,8 @@ class Faultlab:
         target = self.config.getoption("--faultlab-target")
         if target:
             argv += ["--faultlab-target", target]
+        if self.scale_name != "ci":
+            argv += ["--faultlab-scale", self.scale_name]
         return shlex.join(argv)
 
     def _out(self) -> Path:
@@ -148,7 +149,7 @@ class Faultlab:
         except GateConfigError as exc:
             pytest.fail(f"faultlab: {exc}", pytrace=False)
         run_params = RunParams(
-            **{**self.scale, "target": self.target, "seed": self.seed, **params},
+            **self.scale.apply({"target": self.target, "seed": self.seed, **params}),
             schedule=[parse_fault(f, f"faults[{i}]") for i, f in enumerate(faults)],
             out=self._out(), scenario=self.nodeid, expected=sorted(expectation.must),
             thresholds=limits,
