@@ -13,8 +13,9 @@ import os
 import signal
 import sqlite3
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -25,6 +26,21 @@ from faultlab.server.store import SchemaMismatch
 
 FAILPOINTS_ENV = "FAULTLAB_FAILPOINTS"
 ALLOW_MUTATIONS_ENV = "FAULTLAB_ALLOW_MUTATIONS"
+
+
+LOOPS = ("uvloop", "asyncio")
+DEFAULT_LOOP = "uvloop"
+
+
+def loop_runner(name: str) -> Callable[[Coroutine[Any, Any, int]], int]:
+    """`asyncio.run` or `uvloop.run`; a precise error if uvloop is asked for but absent."""
+    if name == "asyncio":
+        return asyncio.run
+    try:
+        import uvloop
+    except ImportError:
+        _fail("--loop uvloop: uvloop is not installed (use --loop asyncio)")
+    return uvloop.run
 
 
 class OneLineErrors(click.Command):
@@ -38,7 +54,7 @@ class OneLineErrors(click.Command):
             ctx.exit(2)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"faultlab server: {message}", err=True)
     sys.exit(2)
 
@@ -149,8 +165,18 @@ async def _serve(config: ServerConfig, mutation: Mutation) -> int:
 @click.option(
     "--list-mutations", is_flag=True, help="List the mutations and the violation each causes."
 )
+@click.option(
+    "--loop",
+    "loop_name",
+    type=click.Choice(LOOPS),
+    default=DEFAULT_LOOP,
+    show_default=True,
+    help="Event loop: uvloop (libuv, as Node; less CPU per message) or the standard asyncio loop.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Log at DEBUG.")
-def command(list_mutations: bool, allow_mutations: bool, verbose: bool, **options: Any) -> None:
+def command(
+    list_mutations: bool, allow_mutations: bool, verbose: bool, loop_name: str, **options: Any
+) -> None:
     """Run the reference chat server (the system under test)."""
     if list_mutations:
         for name, planted in MUTATIONS.items():
@@ -179,7 +205,8 @@ def command(list_mutations: bool, allow_mutations: bool, verbose: bool, **option
     from faultlab.server.app import quiet_libraries
 
     quiet_libraries()
-    sys.exit(asyncio.run(_serve(config, mutation)))
+    runner = loop_runner(loop_name)
+    sys.exit(runner(_serve(config, mutation)))
 
 
 if __name__ == "__main__":

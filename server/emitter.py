@@ -65,12 +65,14 @@ class Emitter:
         if not messages:
             return
         frames = b"".join(text_frame(m.encode()) for m in messages)
+        now = time.time()
         for sid, eio_sid in list(manager.get_participants(NAMESPACE, LIVE)):
             if sid == skip_sid:
                 continue
             socket = sockets.get(eio_sid)
             if isinstance(socket, DirectSocket):
-                await socket.send_frames(frames, messages)
+                if not socket.write_now(frames, now):
+                    await socket.send_frames(frames, messages)
             else:
                 for message in messages:
                     await eio.send_packet(eio_sid, message)

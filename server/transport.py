@@ -88,6 +88,21 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
         high = transport.get_write_buffer_limits()[1]
         return transport.get_write_buffer_size() + size < high
 
+    def write_now(self, frames: bytes, now: float) -> bool:
+        """Write `frames` at once if nothing can make this socket wait or close; True if written.
+
+        The broadcast's per-recipient fast path: no coroutine, and the clock read
+        once per batch (`now`). False leaves everything to `send_frames`, which
+        checks the ping timeout and takes the queue.
+        """
+        last = self.last_ping
+        if last and now - last > self.server.ping_timeout:
+            return False
+        if not self._can_write(len(frames)):
+            return False
+        self.transport.write(frames)  # type: ignore[union-attr]
+        return True
+
     async def send_frames(self, frames: bytes, pkts: list[eio_packet.Packet]) -> None:
         """Send `pkts`, already framed together as `frames` (see `text_frame`), in one write."""
         if not self._alive() and not await self.check_ping_timeout():
@@ -100,15 +115,18 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
             await self.queue.put(pkt)
 
     async def send_text(self, text: str, pkt: eio_packet.Packet) -> None:
-        """Send `pkt`, whose encoding is `text`, directly when possible."""
+        """Send `pkt`, whose encoding is `text`, directly when possible.
+
+        The frame goes straight to the transport, as `send_frames` does: the
+        bytes aiohttp's writer would produce for an uncompressed server frame,
+        without its per-frame checks and coroutine.
+        """
         if not self._alive() and not await self.check_ping_timeout():
             return
-        if self._can_write(len(text)):
-            try:
-                await self.ws.send_str(text)
-                return
-            except (ConnectionError, RuntimeError):
-                pass  # the queue path meets the same end and closes the socket
+        frame = text_frame(text)
+        if self._can_write(len(frame)) and self.transport is not None:
+            self.transport.write(frame)
+            return
         self.queued += 1
         await self.queue.put(pkt)
 
