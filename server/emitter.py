@@ -7,12 +7,12 @@ orders packets exactly as the official server's offsets do).
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import socketio
 from engineio import packet as eio_packet
-from socketio import packet
 
 from faultlab.server.recovery import EmitLog
 from faultlab.server.transport import DirectSocket, text_frame
@@ -24,6 +24,15 @@ LIVE = "faultlab:live"
 NAMESPACE = "/"
 
 Row = tuple[int, str]
+
+
+def event_text(args: tuple[object, ...], dumps: Callable[..., str] = json.dumps) -> str:
+    """The engine.io text of a `chat message` event on "/", as socketio's packets encode it.
+
+    engine.io MESSAGE ("4") + socketio EVENT ("2") + the compact JSON array, built
+    without two packet objects per row; `dumps` is the server's JSON module's.
+    """
+    return "42" + dumps([EVENT, *args], separators=(",", ":"))
 
 
 class Emitter:
@@ -53,26 +62,23 @@ class Emitter:
         manager = self.sio.manager
         eio = self.sio.eio
         sockets = eio.sockets
-        messages = [
-            eio_packet.Packet(
-                eio_packet.MESSAGE,
-                self.sio.packet_class(
-                    packet.EVENT, namespace=NAMESPACE, data=[EVENT, *self._args(row_id, content)]
-                ).encode(),
-            )
-            for row_id, content in rows
-        ]
-        if not messages:
+        dumps = self.sio.packet_class.json.dumps
+        texts = [event_text(self._args(row_id, content), dumps) for row_id, content in rows]
+        if not texts:
             return
-        frames = b"".join(text_frame(m.encode()) for m in messages)
+        frames = b"".join(text_frame(text) for text in texts)
+        messages: list[eio_packet.Packet] | None = None
         now = time.time()
         for sid, eio_sid in list(manager.get_participants(NAMESPACE, LIVE)):
             if sid == skip_sid:
                 continue
             socket = sockets.get(eio_sid)
+            if isinstance(socket, DirectSocket) and socket.write_now(frames, now):
+                continue
+            if messages is None:
+                messages = [eio_packet.Packet(eio_packet.MESSAGE, text[1:]) for text in texts]
             if isinstance(socket, DirectSocket):
-                if not socket.write_now(frames, now):
-                    await socket.send_frames(frames, messages)
+                await socket.send_frames(frames, messages)
             else:
                 for message in messages:
                     await eio.send_packet(eio_sid, message)

@@ -45,11 +45,14 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
     transport: asyncio.Transport | None
     queued: int
     """Packets put on the engine.io queue and not yet written by its writer task."""
+    high: int
+    """The transport's write-buffer high-water mark: a write that reaches it could wait."""
 
     def adopt(self, ws: WebSocketResponse, transport: asyncio.Transport | None) -> None:
         self.ws = ws
         self.transport = transport
         self.queued = self.queue.qsize()
+        self.high = transport.get_write_buffer_limits()[1] if transport is not None else 0
 
     async def poll(self) -> list[eio_packet.Packet]:
         """The writer task's wait, without engine.io's idle timeout.
@@ -85,22 +88,29 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
             return False
         if transport.is_closing():
             return False
-        high = transport.get_write_buffer_limits()[1]
-        return transport.get_write_buffer_size() + size < high
+        return transport.get_write_buffer_size() + size < self.high
 
     def write_now(self, frames: bytes, now: float) -> bool:
         """Write `frames` at once if nothing can make this socket wait or close; True if written.
 
-        The broadcast's per-recipient fast path: no coroutine, and the clock read
-        once per batch (`now`). False leaves everything to `send_frames`, which
-        checks the ping timeout and takes the queue.
+        The broadcast's per-recipient fast path: no coroutine, the clock read once
+        per batch (`now`), `_alive` and `_can_write` inlined with the high-water
+        mark read at adoption (nothing here changes it). False leaves everything
+        to `send_frames`, which checks the ping timeout and takes the queue.
         """
+        transport = self.transport
         last = self.last_ping
-        if last and now - last > self.server.ping_timeout:
+        if (
+            self.queued
+            or self.closed
+            or transport is None
+            or (last and now - last > self.server.ping_timeout)
+            or self.ws.closed
+            or transport.is_closing()
+            or transport.get_write_buffer_size() + len(frames) >= self.high
+        ):
             return False
-        if not self._can_write(len(frames)):
-            return False
-        self.transport.write(frames)  # type: ignore[union-attr]
+        transport.write(frames)
         return True
 
     async def send_frames(self, frames: bytes, pkts: list[eio_packet.Packet]) -> None:
