@@ -77,12 +77,13 @@ async def _serve(config: ServerConfig, mutation: Mutation) -> int:
         raise
     print(f"faultlab-server listening on {url}", flush=True)
     logging.getLogger("faultlab.server").info(
-        "serving %s: delivery=%s recovery=%s db=%s mutation=%s pid=%d",
+        "serving %s: delivery=%s recovery=%s db=%s mutation=%s loop=%s pid=%d",
         url,
         config.delivery,
         config.recovery,
         config.db,
         mutation.name,
+        type(asyncio.get_running_loop()).__module__.split(".")[0],
         os.getpid(),
     )
     stop = asyncio.Event()
