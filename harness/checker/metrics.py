@@ -18,18 +18,18 @@ SELECT count(*) FILTER (WHERE acked) AS acks, count(*) FILTER (WHERE rejected) A
        count(*) FILTER (WHERE given_up) AS give_ups FROM fate
 """
 PER_ACTOR = """
-SELECT count(DISTINCT actor) FILTER (WHERE op = 'connect') AS connecting,
-       count(DISTINCT actor) FILTER (WHERE op = 'leave') AS left_clients
-FROM h WHERE op IN ('connect', 'leave')
+SELECT count(*) FILTER (WHERE connects) AS connecting,
+       count(*) FILTER (WHERE left_run) AS left_clients
+FROM actors
 """
 
 # Per run row: when the last converging client first showed it (NULL if one never did).
 STABLE = """
 CREATE TABLE stable AS
 WITH first_any AS (
-  SELECT s.actor, s.off, min(s.first_show) AS t FROM seen s
-  SEMI JOIN clients c ON c.actor = s.actor AND NOT c.left_run
-  WHERE s.shows > 0 GROUP BY s.actor, s.off),
+  SELECT s.aid, s.off, min(s.first_show) AS t FROM seen s
+  SEMI JOIN clients c ON c.aid = s.aid AND NOT c.left_run
+  WHERE s.shows > 0 GROUP BY s.aid, s.off),
 missing AS (SELECT DISTINCT key FROM cand WHERE rank = getvariable('never_rank'))
 SELECT r.id, r.content,
        CASE WHEN r.content IN (SELECT key FROM missing) THEN NULL ELSE f.t END AS t,

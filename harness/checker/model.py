@@ -16,26 +16,22 @@ import duckdb
 
 from faultlab.harness.checker.errors import RunDirError
 from faultlab.harness.checker.loader import physical_line, scan
-from faultlab.harness.checker.schema import BAD_ROW_SQL, line_problem
+from faultlab.harness.checker.schema import BAD_ROW_SQL, FIELDS, line_problem
 
 TABLES = """
+CREATE TABLE ops AS SELECT op, count(*) AS rows, {present},
+       arg_min(store_max_id, rowid) AS store_max_id, arg_max(ok, rowid) AS ok,
+       count(*) FILTER (WHERE n > 1) AS retries, count(*) FILTER (WHERE recovered) AS recovered,
+       min(t) AS t0, max(t) AS t1
+FROM h GROUP BY op;
+
 CREATE TABLE facts AS SELECT
-  coalesce(arg_min(store_max_id, rowid) FILTER (WHERE op = 'run_start'), 0) AS store_max_id,
-  arg_max(ok, rowid) FILTER (WHERE op = 'quiesce_end') AS quiesced,
-  count(*) FILTER (WHERE op = 'run_start') AS run_starts,
-  min(rowid) FILTER (WHERE {bad_row}) AS bad_row,
-  count(*) AS events,
-  count(*) FILTER (WHERE op = 'send') AS sends,
-  count(*) FILTER (WHERE op = 'attempt') AS attempts,
-  count(*) FILTER (WHERE op = 'attempt' AND n > 1) AS retries,
-  count(*) FILTER (WHERE op = 'connect') AS connects,
-  count(*) FILTER (WHERE op = 'connect' AND recovered) AS recovered,
-  count(*) FILTER (WHERE op = 'recv') AS recvs,
-  count(*) FILTER (WHERE op = 'show') AS shows,
-  count(*) FILTER (WHERE op = 'fault_start') AS faults,
-  count(*) FILTER (WHERE op = 'session_start') AS sessions,
-  coalesce(max(t), 0) - coalesce(min(t), 0) AS duration
-FROM h;
+  coalesce(any_value(store_max_id) FILTER (WHERE op = 'run_start'), 0) AS store_max_id,
+  any_value(ok) FILTER (WHERE op = 'quiesce_end') AS quiesced,
+  coalesce(bool_or({incomplete}), false) AS bad,
+  {counts},
+  coalesce(max(t1), 0) - coalesce(min(t0), 0) AS duration
+FROM ops;
 
 CREATE TABLE msgs AS
 SELECT rowid AS row, t AS send_t, actor AS sender, msg, content FROM h WHERE op = 'send';
@@ -63,36 +59,74 @@ SELECT actor, rowid AS start_row, t AS start_t, resume_from,
        row_number() OVER (PARTITION BY actor ORDER BY rowid) AS session
 FROM h WHERE op = 'session_start';
 
+CREATE TABLE actors AS
+SELECT actor, row_number() OVER (ORDER BY actor) AS aid, left_run, displays, connects
+FROM (SELECT actor, bool_or(op = 'leave') AS left_run, bool_or(op = 'connect') AS connects,
+             bool_or(op IN ('session_start', 'connect', 'recv', 'show')) AS displays
+      FROM h GROUP BY actor);
+
+CREATE TABLE spans AS
+SELECT *, lead(start_row, 1, 9223372036854775807)
+            OVER (PARTITION BY actor ORDER BY start_row) AS next_row
+FROM (SELECT -aid AS sid, aid, actor, -1 AS start_row, 0 AS session, 0 AS resume_from
+      FROM actors
+      UNION ALL
+      SELECT s.start_row, a.aid, s.actor, s.start_row, s.session, s.resume_from
+      FROM sessions s JOIN actors a USING (actor));
+
 CREATE TABLE dl AS
-WITH s AS (
-  SELECT *, lead(start_row, 1, 9223372036854775807)
-              OVER (PARTITION BY actor ORDER BY start_row) AS next_row
-  FROM sessions)
-SELECT d.row, d.t, d.actor, d.op = 'show' AS shown, d.server_offset AS off,
-       coalesce(s.session, 0) AS session, coalesce(s.resume_from, 0) AS resume_from,
+SELECT d.rowid AS row, d.t, s.sid, d.op = 'show' AS shown, d.server_offset AS off,
        r.id IS NULL AS norow, d.content IS DISTINCT FROM r.content AS bad
-FROM (SELECT rowid AS row, t, actor, op, content, server_offset
-      FROM h WHERE op IN ('recv', 'show')) d
-LEFT JOIN s ON d.actor = s.actor AND d.row >= s.start_row AND d.row < s.next_row
-LEFT JOIN store r ON r.id = d.server_offset;
+FROM h d
+JOIN spans s ON d.actor = s.actor AND d.rowid >= s.start_row AND d.rowid < s.next_row
+LEFT JOIN store r ON r.id = d.server_offset
+WHERE d.op IN ('recv', 'show');
 
 CREATE TABLE clients AS
-SELECT c.actor, c.left_run, coalesce(s.session, 0) AS session,
-       coalesce(s.resume_from, 0) AS resume_from
-FROM (SELECT actor, bool_or(op = 'leave') AS left_run,
-             bool_or(op IN ('session_start', 'connect', 'recv', 'show')) AS displays
-      FROM h WHERE actor NOT IN ('nemesis', 'harness') GROUP BY actor) c
-LEFT JOIN (SELECT actor, max_by(session, session) AS session,
-                  max_by(resume_from, session) AS resume_from
-           FROM sessions GROUP BY actor) s USING (actor)
-WHERE c.displays;
+SELECT a.actor, a.aid, a.left_run, s.sid, s.session, s.resume_from
+FROM actors a JOIN (SELECT aid, max_by(sid, session) AS sid FROM spans GROUP BY aid) l USING (aid)
+JOIN spans s ON s.sid = l.sid
+WHERE a.displays AND a.actor NOT IN ('nemesis', 'harness');
 
 CREATE TABLE seen AS
-SELECT actor, session, off,
-       count(*) FILTER (WHERE NOT shown) AS recvs, count(*) FILTER (WHERE shown) AS shows,
-       min(t) AS first_t, min(t) FILTER (WHERE shown) AS first_show
-FROM dl WHERE off IS NOT NULL GROUP BY actor, session, off;
+SELECT g.*, s.aid, s.resume_from
+FROM (SELECT sid, off, count(*) FILTER (WHERE NOT shown) AS recvs,
+             count(*) FILTER (WHERE shown) AS shows,
+             min(t) AS first_t, min(t) FILTER (WHERE shown) AS first_show
+      FROM dl WHERE off IS NOT NULL GROUP BY sid, off) g
+JOIN spans s USING (sid);
 """
+
+# facts column -> (op, what is counted in its ops row)
+COUNTS = {
+    "run_starts": ("run_start", "rows"), "events": (None, "rows"), "sends": ("send", "rows"),
+    "attempts": ("attempt", "rows"), "retries": ("attempt", "retries"),
+    "connects": ("connect", "rows"), "recovered": ("connect", "recovered"),
+    "recvs": ("recv", "rows"), "shows": ("show", "rows"), "faults": ("fault_start", "rows"),
+    "sessions": ("session_start", "rows"),
+}
+
+
+def _tables() -> str:
+    """TABLES with the per-op presence counts, the facts' counts and the malformed-line test.
+
+    Counting present values per op (one small GROUP BY) is cheaper than testing every
+    line; the exact line is looked for only when some op lacks a required field."""
+    fields = sorted({"t", "actor"} | {f for spec in FIELDS.values()
+                                      for f, (required, _) in spec.items() if required})
+    incomplete = " OR ".join(
+        ["op IS NULL", "has_t < rows", "has_actor < rows"]
+        + [f"(op = '{op}' AND has_{field} < rows)" for op, spec in FIELDS.items()
+           for field, (required, _) in spec.items() if required]
+    )
+    counts = ",\n  ".join(
+        f"coalesce(sum({what})" + (f" FILTER (WHERE op = '{op}')" if op else "")
+        + f", 0)::BIGINT AS {name}"
+        for name, (op, what) in COUNTS.items()
+    )
+    return TABLES.format(present=", ".join(f"count({f}) AS has_{f}" for f in fields),
+                         incomplete=incomplete, counts=counts)
+
 
 # (query returning the offending rowid, message); each names the first offending line.
 CONSISTENCY = (
@@ -116,13 +150,14 @@ def build(con: duckdb.DuckDBPyConnection, history: Path, store: Path) -> list[st
     ).fetchone()
     if dup and dup[0] is not None:
         raise RunDirError(store, physical_line(store, dup[0]), "a second row with the same id")
-    statements = [s for s in TABLES.format(bad_row=BAD_ROW_SQL).split(";\n") if s.strip()]
+    statements = [s for s in _tables().split(";\n") if s.strip()]
     con.execute(statements[0])
-    bad = con.execute("SELECT bad_row FROM facts").fetchone()
-    if bad and bad[0] is not None:
+    con.execute(statements[1])
+    if con.execute("SELECT bad FROM facts").fetchone() == (True,):
+        bad = con.execute(f"SELECT min(rowid) FROM h WHERE {BAD_ROW_SQL}").fetchone()
         scan(history, line_problem)
-        raise RunDirError(history, physical_line(history, bad[0]), "malformed line")
-    for statement in statements[1:]:
+        raise RunDirError(history, physical_line(history, bad[0] if bad else 0), "malformed line")
+    for statement in statements[2:]:
         con.execute(statement)
     for query, message in CONSISTENCY:
         row = con.execute(query).fetchone()

@@ -7,7 +7,8 @@ the message was never stored, its store outcome takes precedence.
 
 SQL = """
 SELECT r.content AS key, d.actor AS client, NULL AS how
-FROM (SELECT actor, off FROM dl WHERE bad AND NOT norow) d JOIN store r ON r.id = d.off
+FROM (SELECT s.actor, d.off FROM dl d JOIN spans s USING (sid) WHERE d.bad AND NOT d.norow) d
+JOIN store r ON r.id = d.off
 UNION ALL
 SELECT d.content, d.actor, NULL
 FROM (SELECT h.content, h.actor FROM dl JOIN h ON h.rowid = dl.row WHERE dl.norow) d

@@ -7,8 +7,6 @@ message is named.
 
 SQL = """
 SELECT r.content AS key, d.actor AS client, NULL AS how
-FROM (SELECT actor, off FROM seen WHERE shows > 1
-      UNION ALL
-      SELECT actor, off FROM dl WHERE shown AND off <= resume_from) d
-JOIN store r ON r.id = d.off
+FROM (SELECT aid, off FROM seen WHERE shows > 1 OR (shows > 0 AND off <= resume_from)) s
+JOIN actors d USING (aid) JOIN store r ON r.id = s.off
 """

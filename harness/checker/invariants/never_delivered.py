@@ -3,9 +3,8 @@ last display session never showed (clients that left are not judged)."""
 
 SQL = """
 SELECT n.content AS key, n.actor AS client, NULL AS how
-FROM (SELECT c.actor, c.session, r.id, r.content
+FROM (SELECT c.actor, c.sid, r.id, r.content
       FROM clients c JOIN run_rows r ON r.id > c.resume_from
       WHERE NOT c.left_run) n
-ANTI JOIN (SELECT actor, session, off FROM seen WHERE shows > 0) s
-  ON n.actor = s.actor AND n.session = s.session AND n.id = s.off
+ANTI JOIN (SELECT sid, off FROM seen WHERE shows > 0) s ON n.sid = s.sid AND n.id = s.off
 """

@@ -6,17 +6,16 @@ the running maximum that names every late show (1, 5, 3, 4 names 3 and 4).
 """
 
 SQL = """
-SELECT r.content AS key, d.actor AS client, NULL AS how
-FROM (SELECT actor, off,
-             max(off) OVER (PARTITION BY actor, session ORDER BY row
+SELECT r.content AS key, s.actor AS client, NULL AS how
+FROM (SELECT sid, off,
+             max(off) OVER (PARTITION BY sid ORDER BY row
                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
       FROM dl SEMI JOIN (
-        SELECT DISTINCT actor, session FROM (
-          SELECT actor, session, off,
-                 lag(off) OVER (PARTITION BY actor, session ORDER BY row) AS prev
+        SELECT DISTINCT sid FROM (
+          SELECT sid, off, lag(off) OVER (PARTITION BY sid ORDER BY row) AS prev
           FROM dl WHERE shown AND off IS NOT NULL)
-        WHERE off < prev) bad USING (actor, session)
+        WHERE off < prev) bad USING (sid)
       WHERE shown AND off IS NOT NULL) d
-JOIN store r ON r.id = d.off
+JOIN spans s USING (sid) JOIN store r ON r.id = d.off
 WHERE d.off < d.before
 """
