@@ -52,6 +52,7 @@ class History:
             self._file.write if self._file is not None else None
         )
         self._flusher: asyncio.Task[None] | None = None
+        self._receive_dicts: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def now(self) -> float:
         """Seconds since the run started, the history's clock."""
@@ -68,16 +69,26 @@ class History:
     def record_receive(self, actor: str, content: Any, server_offset: Any,
                        csr_offset: Any, shown: bool) -> float:
         """`recv`, then `show` if the receive policy displayed it: the hot path of a run,
-        so one call and one clock read for both lines."""
+        so one call, one clock read and one write for both lines, into two dicts kept
+        per actor (filling four values costs less than building six-key dicts)."""
         t = (_clock_ns() - self._t0_ns) // 1000 / 1e6
         write = self._write
         if write is not None:
-            write(_dumps({"t": t, "actor": actor, "op": "recv", "content": content,
-                          "server_offset": server_offset, "csr_offset": csr_offset},
-                         option=_LINE))
+            pair = self._receive_dicts.get(actor)
+            if pair is None:
+                pair = self._receive_dicts[actor] = _receive_dicts(actor)
+            recv, show = pair
+            recv["t"] = t
+            recv["content"] = content
+            recv["server_offset"] = server_offset
+            recv["csr_offset"] = csr_offset
+            line = _dumps(recv, option=_LINE)
             if shown:
-                write(_dumps({"t": t, "actor": actor, "op": "show", "content": content,
-                              "server_offset": server_offset}, option=_LINE))
+                show["t"] = t
+                show["content"] = content
+                show["server_offset"] = server_offset
+                line += _dumps(show, option=_LINE)
+            write(line)
         self.count += 2 if shown else 1
         return t
 
@@ -106,3 +117,10 @@ class History:
             with contextlib.suppress(ValueError):
                 self._file.close()
             self._file = None
+
+
+def _receive_dicts(actor: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An actor's `recv` and `show` lines, in format 1's key order, values filled per receive."""
+    return ({"t": 0.0, "actor": actor, "op": "recv", "content": None, "server_offset": None,
+             "csr_offset": None},
+            {"t": 0.0, "actor": actor, "op": "show", "content": None, "server_offset": None})

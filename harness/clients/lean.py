@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections import deque
 from dataclasses import dataclass
 
 import aiohttp
+import orjson
 
 from faultlab.harness.clients import wire
 from faultlab.harness.clients.base import ClientConfig
@@ -85,7 +87,7 @@ class LeanClient:
         self._outbox: deque[Message] = deque()
         self._wake = asyncio.Event()
         self._online = asyncio.Event()
-        self._acks: dict[int, asyncio.Future[list[object]]] = {}
+        self._acks: dict[int, asyncio.Future[list[object] | None]] = {}
         self._next_ack = 0
         self._lost: asyncio.Future[None] | None = None
         self._transport: Transport | None = None
@@ -218,32 +220,41 @@ class LeanClient:
             outbox.popleft()
 
     async def _attempt_with_ack(self, m: Message) -> str:
-        """Send once and wait for the ack, the ack timeout or the connection's end."""
+        """Send once and wait for the ack, the ack timeout or the connection's end.
+
+        The waiter is the ack future itself: the timeout and the connection's end
+        settle it with None (cheaper per send than `asyncio.wait` over two futures).
+        """
         lost = self._lost
         self._next_ack += 1
         ack_id = self._next_ack
-        fut: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[object] | None] = loop.create_future()
         self._acks[ack_id] = fut
         m.attempts += 1
         self._record(self._actor, "attempt", msg=m.msg, n=m.attempts)
+        timer: asyncio.TimerHandle | None = None
+        on_lost = functools.partial(_no_ack, fut)
         try:
             await self._emit(m, ack_id)
-            waiters: set[asyncio.Future[object]] = {fut}  # type: ignore[arg-type]
+            timer = loop.call_later(self.config.ack_timeout, _no_ack, fut)
             if lost is not None:
-                waiters.add(lost)  # type: ignore[arg-type]
-            await asyncio.wait(waiters, timeout=self.config.ack_timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+                lost.add_done_callback(on_lost)
+            args = await fut
         except TransportClosed:
             # The transport is closing but its reader has not noticed yet: let the
             # connection end before retrying, or the retry loop spins without yielding.
             if lost is not None and not lost.done():
                 await asyncio.wait({lost}, timeout=self.config.ack_timeout)
+            args = None
         finally:
             self._acks.pop(ack_id, None)
-        if not fut.done():
-            fut.cancel()
+            if timer is not None:
+                timer.cancel()
+            if lost is not None:
+                lost.remove_done_callback(on_lost)
+        if args is None:
             return "retry"
-        args = fut.result()
         first = args[0] if args else None
         if isinstance(first, dict) and "error" in first:
             self._record(self._actor, "reject", msg=m.msg, error=first["error"])
@@ -410,12 +421,13 @@ class LeanClient:
             self._cut("transport close")
 
     def _on_event(self, body: str) -> None:
-        if body[0] != "[":
+        if body[:1] != "[":
             _, body = wire.split_id(body)
         try:
-            args = wire.parse_json(body)
-        except wire.ProtocolError as exc:
-            log.warning("%s: %s", self._actor, exc)
+            args = _loads(body)
+        except orjson.JSONDecodeError:
+            if body:
+                _log_bad_json(self._actor, body)
             return
         if not isinstance(args, list) or not args or args[0] != EVENT:
             return
@@ -464,3 +476,20 @@ class LeanClient:
         for body_ in early:
             self._on_event(body_)
         self._online.set()
+
+
+def _no_ack(fut: asyncio.Future[list[object] | None], *_: object) -> None:
+    """The ack timeout or the connection's end: settle the waiter with no ack."""
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _log_bad_json(actor: str, body: str) -> None:
+    """An EVENT whose arguments are not JSON is logged (with `wire`'s message) and dropped."""
+    try:
+        wire.parse_json(body)
+    except wire.ProtocolError as exc:
+        log.warning("%s: %s", actor, exc)
+
+
+_loads = orjson.loads

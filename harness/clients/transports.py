@@ -65,8 +65,8 @@ class _TextQueue(WebSocketDataQueue):
 
     def feed_data(self, data: aiohttp.WSMessage, size: int) -> None:  # type: ignore[override]
         on_text = self.on_text
-        if on_text is not None and data.type is _TEXT:
-            on_text(data.data)
+        if on_text is not None and data[0] is _TEXT:
+            on_text(data[1])
         else:
             super().feed_data(data, size)
 
@@ -93,7 +93,31 @@ def _direct_text(ws: aiohttp.ClientWebSocketResponse) -> _TextQueue | None:
     parser = WebSocketReader(queue, 0, False, True)
     ws._reader, ws._parser = queue, parser  # type: ignore[assignment]
     proto.set_parser(parser, queue)
+    _feed_parser_directly(proto, parser, ws)
     return queue
+
+
+def _feed_parser_directly(proto: Any, parser: WebSocketReader,
+                          ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Bytes from the socket straight into the frame parser, skipping the protocol's
+    `data_received`: with no read timeout and no heartbeat (the lean client sets
+    neither) all it adds per read is a timer check, a callback check and a call.
+    A parse error still reaches `receive()` through the queue, as before.
+
+    Also caps the loop's read size: asyncio's default 256 KiB buffer per `recv` is
+    above glibc's mmap threshold, which costs an mmap, an mremap and a munmap per
+    frame in a process that has not freed a large block yet.
+    """
+    transport = proto.transport
+    if proto.read_timeout or getattr(ws, "_heartbeat", None) is not None or transport is None:
+        return
+    proto.data_received = parser.feed_data
+    if getattr(transport, "max_size", 0) > _READ_SIZE:
+        transport.max_size = _READ_SIZE
+    transport.set_protocol(proto)  # uvloop binds `data_received` when the protocol is set
+
+
+_READ_SIZE = 64 * 1024  # below glibc's default mmap threshold (128 KiB)
 
 
 class WebSocketTransport:
