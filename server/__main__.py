@@ -8,6 +8,7 @@ SIGTERM (or Ctrl-C) shuts down gracefully and exits 0.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import signal
@@ -29,7 +30,8 @@ ALLOW_MUTATIONS_ENV = "FAULTLAB_ALLOW_MUTATIONS"
 
 
 LOOPS = ("uvloop", "asyncio")
-DEFAULT_LOOP = "uvloop"
+DEFAULT_LOOP = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+"""uvloop where it is installed (it is pinned for every platform but Windows)."""
 
 
 def loop_runner(name: str) -> Callable[[Coroutine[Any, Any, int]], int]:
