@@ -16,6 +16,17 @@ import orjson
 
 from faultlab.harness.checker.loader import read_rows
 
+FAULTS = """
+CREATE TABLE faults AS
+SELECT fault,
+       min(rowid) FILTER (WHERE op = 'fault_start') AS start_row,
+       min(t) FILTER (WHERE op = 'fault_start') AS start_t,
+       max(rowid) FILTER (WHERE op = 'fault_end') AS end_row,
+       max(t) FILTER (WHERE op = 'fault_end') AS end_t,
+       coalesce(min(kind) FILTER (WHERE op = 'fault_start'), min(kind)) AS kind
+FROM h WHERE op IN ('fault_start', 'fault_end') GROUP BY fault
+"""
+
 LIFE = """
 CREATE TABLE life AS
 SELECT v.key, h.rowid AS row, h.t FROM verdict v JOIN h ON h.msg = v.msg
@@ -24,16 +35,7 @@ UNION
 SELECT v.key, h.rowid, h.t FROM verdict v JOIN h ON h.content = v.key
 WHERE h.op IN ('recv', 'show')
 UNION
-SELECT v.key, d.row, d.t FROM verdict v JOIN store r ON r.content = v.key JOIN dl d ON d.off = r.id;
-
-CREATE TABLE faults AS
-SELECT fault,
-       min(rowid) FILTER (WHERE op = 'fault_start') AS start_row,
-       min(t) FILTER (WHERE op = 'fault_start') AS start_t,
-       max(rowid) FILTER (WHERE op = 'fault_end') AS end_row,
-       max(t) FILTER (WHERE op = 'fault_end') AS end_t,
-       coalesce(min(kind) FILTER (WHERE op = 'fault_start'), min(kind)) AS kind
-FROM h WHERE op IN ('fault_start', 'fault_end') GROUP BY fault;
+SELECT v.key, d.row, d.t FROM verdict v JOIN store r ON r.content = v.key JOIN dl d ON d.off = r.id
 """
 
 OVERLAPS = """
@@ -57,7 +59,12 @@ def _fault(start: dict[str, Any] | None, end: dict[str, Any] | None) -> dict[str
 
 def lifecycles(con: duckdb.DuckDBPyConnection, history: Path
                ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
-    """(key -> lifecycle events and store rows, key -> overlapping faults)."""
+    """(key -> lifecycle events and store rows, key -> overlapping faults).
+
+    Creates `faults` (the metrics read it); a valid run has no lifecycle to read."""
+    con.execute(FAULTS)
+    if con.execute("SELECT count(*) FROM verdict").fetchone() == (0,):
+        return {}, {}
     con.execute(LIFE)
     life = con.execute("SELECT key, row FROM life ORDER BY key, row").fetchall()
     overlaps = con.execute(OVERLAPS).fetchall()
