@@ -27,9 +27,9 @@ FROM actors
 STABLE = """
 CREATE TABLE stable AS
 WITH first_any AS (
-  SELECT s.aid, s.off, min(s.first_show) AS t FROM seen s
-  SEMI JOIN clients c ON c.aid = s.aid AND NOT c.left_run
-  WHERE s.shows > 0 GROUP BY s.aid, s.off),
+  SELECT s.sid >> 32 AS aid, s.off, min(s.first_show) AS t FROM seen s
+  WHERE s.shows > 0 AND s.sid >> 32 IN (SELECT aid FROM clients WHERE NOT left_run)
+  GROUP BY 1, 2),
 missing AS (SELECT DISTINCT key FROM cand WHERE rank = getvariable('never_rank'))
 SELECT r.id, r.content,
        CASE WHEN r.content IN (SELECT key FROM missing) THEN NULL ELSE f.t END AS t,

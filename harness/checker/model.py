@@ -68,10 +68,10 @@ FROM (SELECT actor, bool_or(op = 'leave') AS left_run, bool_or(op = 'connect') A
 CREATE TABLE spans AS
 SELECT *, lead(start_row, 1, 9223372036854775807)
             OVER (PARTITION BY actor ORDER BY start_row) AS next_row
-FROM (SELECT -aid AS sid, aid, actor, -1 AS start_row, 0 AS session, 0 AS resume_from
+FROM (SELECT aid << 32 AS sid, aid, actor, -1 AS start_row, 0 AS session, 0 AS resume_from
       FROM actors
       UNION ALL
-      SELECT s.start_row, a.aid, s.actor, s.start_row, s.session, s.resume_from
+      SELECT (a.aid << 32) + s.session, a.aid, s.actor, s.start_row, s.session, s.resume_from
       FROM sessions s JOIN actors a USING (actor));
 
 CREATE TABLE dl AS
@@ -89,12 +89,10 @@ JOIN spans s ON s.sid = l.sid
 WHERE a.displays AND a.actor NOT IN ('nemesis', 'harness');
 
 CREATE TABLE seen AS
-SELECT g.*, s.aid, s.resume_from
-FROM (SELECT sid, off, count(*) FILTER (WHERE NOT shown) AS recvs,
-             count(*) FILTER (WHERE shown) AS shows,
-             min(t) AS first_t, min(t) FILTER (WHERE shown) AS first_show
-      FROM dl WHERE off IS NOT NULL GROUP BY sid, off) g
-JOIN spans s USING (sid);
+SELECT sid, off, count(*) FILTER (WHERE NOT shown) AS recvs,
+       count(*) FILTER (WHERE shown) AS shows,
+       min(t) AS first_t, min(t) FILTER (WHERE shown) AS first_show
+FROM dl WHERE off IS NOT NULL GROUP BY sid, off;
 """
 
 # facts column -> (op, what is counted in its ops row)

@@ -7,6 +7,7 @@ message is named.
 
 SQL = """
 SELECT r.content AS key, d.actor AS client, NULL AS how
-FROM (SELECT aid, off FROM seen WHERE shows > 1 OR (shows > 0 AND off <= resume_from)) s
-JOIN actors d USING (aid) JOIN store r ON r.id = s.off
+FROM (SELECT s.sid, s.off FROM seen s JOIN spans p USING (sid)
+      WHERE s.shows > 1 OR (s.shows > 0 AND s.off <= p.resume_from)) s
+JOIN spans d USING (sid) JOIN store r ON r.id = s.off
 """
