@@ -12,7 +12,9 @@ Three figures, in one run, against the reference server behind the embedded prox
 3. recording overhead: the lean phase again with `History(None)`.
 
 Every phase runs in a fresh event loop; `--loops asyncio uvloop` compares both loops
-in one run.
+in one run. The CPU phases run for `--rounds` rounds (3 by default), alternating
+their order from round to round, and the summary gives medians: one round is too
+noisy for a 10 % figure on a shared machine.
 
     .venv/bin/python benchmarks/harness_clients.py            # the issue's figures
     .venv/bin/python benchmarks/harness_clients.py --rounds 2 --loops asyncio uvloop
@@ -229,7 +231,8 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--connect-clients", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the CPU phases (order alternating); medians reported")
     parser.add_argument("--only", nargs="+", choices=("lean", "stock"), default=["lean", "stock"],
                         help="which clients' CPU phases to run")
     parser.add_argument("--loops", nargs="+", choices=("asyncio", "uvloop"),
