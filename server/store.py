@@ -13,7 +13,9 @@ commit for that case, at a latency cost.
 The fast insert path: without `FULL` a commit is a few small writes and no
 fsync, so a batch is first tried on a fourth, plain `sqlite3` connection on the
 event loop's own thread (as the Node peer's better-sqlite3 does) with a busy
-timeout of zero: no thread hop, no wake-up of another thread. When it cannot
+timeout of zero: no thread hop, no wake-up of another thread. That connection is
+in autocommit mode: the batch is a single INSERT, atomic on its own, so it needs
+no BEGIN and COMMIT statements around it. When it cannot
 commit at once (the file is locked by another process, an I/O error), the batch
 goes to the writer thread, which waits up to the busy timeout and decides.
 """
@@ -109,7 +111,9 @@ class Store:
         await self._check_schema()
         self._reader = await self._connect()
         if self.synchronous not in ("FULL", "EXTRA"):
-            self._fast = sqlite3.connect(self.path, timeout=0)
+            # autocommit: the batch is one INSERT statement, so its own implicit
+            # transaction commits it when stepped to the end (no BEGIN, no COMMIT)
+            self._fast = sqlite3.connect(self.path, timeout=0, isolation_level=None)
             self._fast.execute("PRAGMA busy_timeout = 0")
             self._fast.execute(f"PRAGMA synchronous = {self.synchronous}")
         if self.sessions_enabled:
@@ -172,7 +176,6 @@ class Store:
         if self._fast is not None:
             try:
                 rows: list[Any] = self._fast.execute(sql, params).fetchall()
-                self._fast.commit()
                 return self._ids(items, rows)
             except (sqlite3.Error, ValueError) as exc:
                 log.debug("fast insert did not commit (%s); the writer thread decides", exc)
