@@ -20,7 +20,7 @@ from faultlab.harness.checker.invariants import KINDS
 from faultlab.harness.checker.schema import HISTORY_FORMAT
 from faultlab.harness.checker.synth import ORDERED_LEVELS
 
-MEMORY_LIMIT = "1GB"
+MEMORY_LIMIT = "1400MB"
 
 
 def _connect(spill: Path) -> duckdb.DuckDBPyConnection:
