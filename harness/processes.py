@@ -42,7 +42,8 @@ def _die_with_parent() -> None:
 
 
 @atexit.register
-def _kill_leftovers() -> None:
+def kill_leftovers() -> None:
+    """SIGKILL the process group of every child still alive (the last resort)."""
     for pid in list(_live_pids):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)

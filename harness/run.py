@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
+import os
 import random
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,7 +40,7 @@ from faultlab.harness.clients.base import (
 from faultlab.harness.cluster import Cluster, ClusterError
 from faultlab.harness.history import History
 from faultlab.harness.nemesis import Nemesis
-from faultlab.harness.processes import ChildFailed, Supervisor
+from faultlab.harness.processes import ChildFailed, Supervisor, kill_leftovers
 from faultlab.harness.rundir import (
     RunDir,
     create_run_dir,
@@ -490,7 +494,45 @@ def command(**options: Any) -> None:
     click.echo(str(run_dir))
 
 
+STOP_DEADLINE = 15.0
+"""Seconds Ctrl-C gives the graceful stop (clients, checker, children) before it is forced."""
+
+
+def _force_stop_after(seconds: float) -> None:
+    """Ctrl-C must end a run even if some teardown step hangs.
+
+    If the process is still alive `seconds` after the first Ctrl-C, every thread's
+    stack goes to stderr (so the hang can be found and fixed), every child's process
+    group is killed, and the process exits 130 as an interrupted run does.
+    """
+    def force() -> None:
+        print(f"faultlab: the run did not stop within {seconds:g}s of Ctrl-C; "
+              "where each thread was:", file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        kill_leftovers()
+        os._exit(130)
+
+    timer = threading.Timer(seconds, force)
+    timer.daemon = True
+    timer.start()
+
+
+def _arm_stop_deadline() -> None:
+    """Chain a stop deadline in front of asyncio.run's own Ctrl-C handler."""
+    handler = signal.getsignal(signal.SIGINT)
+    if not callable(handler):
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        _force_stop_after(STOP_DEADLINE)
+        handler(signum, frame)
+
+    signal.signal(signal.SIGINT, on_sigint)
+
+
 async def _with_ticker(params: RunParams, display: _Display) -> Path:
+    _arm_stop_deadline()
+
     async def tick() -> None:
         while True:
             await asyncio.sleep(0.25)
