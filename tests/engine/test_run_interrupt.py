@@ -20,6 +20,13 @@ def listening_ports(pids: set[int]) -> set[int]:
     return ports
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """Ctrl-C meets a foreground command with SIGINT's default disposition; a shell
+    starts background jobs (a CI runner's, say) with SIGINT ignored, and children
+    inherit that, so the run under test gets the default back before it starts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_mid_run_stops_everything(tmp_path: Path) -> None:
     out = tmp_path / "run"
     faults = '[{"at": 0.5, "duration": 60, "kind": "latency", "target": "group:0"}]'
@@ -27,6 +34,7 @@ def test_sigint_mid_run_stops_everything(tmp_path: Path) -> None:
         [sys.executable, "-m", "faultlab", "run", "--clients", "3", "--rate", "5",
          "--duration", "120", "--faults", faults, "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     try:
         harness = psutil.Process(proc.pid)
