@@ -178,11 +178,8 @@ class Store:
                 rows: list[Any] = self._fast.execute(sql, params).fetchall()
                 return self._ids(items, rows)
             except (sqlite3.Error, ValueError) as exc:
+                # autocommit: a statement that fails leaves no transaction to roll back
                 log.debug("fast insert did not commit (%s); the writer thread decides", exc)
-                try:
-                    self._fast.rollback()
-                except sqlite3.Error:
-                    log.exception("fast rollback failed")
         try:
             rows = list(await self._writer.execute_fetchall(sql, params))
             await self._writer.commit()

@@ -81,22 +81,13 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
         last = self.last_ping
         return not self.closed and not (last and time.time() - last > self.server.ping_timeout)
 
-    def _can_write(self, size: int) -> bool:
-        """Nothing queued ahead, open, and the write cannot fill the buffer (so it never waits)."""
-        transport = self.transport
-        if self.queued or self.closed or self.ws.closed or transport is None:
-            return False
-        if transport.is_closing():
-            return False
-        return transport.get_write_buffer_size() + size < self.high
-
     def write_now(self, frames: bytes, now: float) -> bool:
         """Write `frames` at once if nothing can make this socket wait or close; True if written.
 
-        The broadcast's per-recipient fast path: no coroutine, the clock read once
-        per batch (`now`), `_alive` and `_can_write` inlined with the high-water
-        mark read at adoption (nothing here changes it). False leaves everything
-        to `send_frames`, which checks the ping timeout and takes the queue.
+        Every direct write goes through here. The broadcast calls it per recipient
+        with the clock read once per batch (`now`), so no coroutine per socket; the
+        high-water mark is read at adoption (nothing here changes it). False leaves
+        the packet to the caller, which checks the ping timeout and takes the queue.
         """
         transport = self.transport
         last = self.last_ping
@@ -115,10 +106,9 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
 
     async def send_frames(self, frames: bytes, pkts: list[eio_packet.Packet]) -> None:
         """Send `pkts`, already framed together as `frames` (see `text_frame`), in one write."""
-        if not self._alive() and not await self.check_ping_timeout():
+        if self.write_now(frames, time.time()):
             return
-        if self._can_write(len(frames)) and self.transport is not None:
-            self.transport.write(frames)
+        if not self._alive() and not await self.check_ping_timeout():
             return
         for pkt in pkts:
             self.queued += 1
@@ -131,11 +121,9 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
         bytes aiohttp's writer would produce for an uncompressed server frame,
         without its per-frame checks and coroutine.
         """
-        if not self._alive() and not await self.check_ping_timeout():
+        if self.write_now(text_frame(text), time.time()):
             return
-        frame = text_frame(text)
-        if self._can_write(len(frame)) and self.transport is not None:
-            self.transport.write(frame)
+        if not self._alive() and not await self.check_ping_timeout():
             return
         self.queued += 1
         await self.queue.put(pkt)
