@@ -141,7 +141,7 @@ def _hold(db: str, mode: str, wait: float, armed: bool) -> int:
     """The helper process: take the lock (on SIGUSR1 when armed), say so, hold it until
     SIGTERM/SIGINT ends us."""
     if armed:
-        print(f"{ARMED}", flush=True)
+        print(ARMED, flush=True)
         if signal.sigwait({signal.SIGUSR1, signal.SIGTERM, signal.SIGINT}) != signal.SIGUSR1:
             return 0
     conn = sqlite3.connect(db, timeout=wait, isolation_level=None)

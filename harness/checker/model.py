@@ -10,6 +10,7 @@ session and offset: how often it arrived and was shown).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import duckdb
@@ -105,6 +106,7 @@ COUNTS = {
 }
 
 
+@functools.cache
 def _tables() -> str:
     """TABLES with the per-op presence counts, the facts' counts and the malformed-line test.
 
