@@ -21,10 +21,11 @@ from aiohttp import web
 
 from faultlab.server.config import ServerConfig
 from faultlab.server.delivery import ChatDelivery
-from faultlab.server.emitter import LIVE, Emitter
+from faultlab.server.emitter import EVENT, LIVE, Emitter
 from faultlab.server.failpoints import BadFailpoint, Failpoints
 from faultlab.server.mutations import Mutation
 from faultlab.server.pipeline import Pipeline
+from faultlab.server.receive import Shortcut
 from faultlab.server.recovery import DurableSessions, EmitLog, MemorySessions, RecoveringServer
 from faultlab.server.store import Store
 from faultlab.server.transport import use_plain_websockets
@@ -95,7 +96,6 @@ class ChatServer:
             cors_allowed_origins="*",
             max_http_buffer_size=max(1_000_000, config.max_content * 8),
         )
-        use_plain_websockets(self.sio.eio)
         self.emitter = Emitter(self.sio, csr=config.csr, emit_log=self.emit_log)
         self.pipeline = Pipeline(
             self.store, self.emitter, self.failpoints, self.mutation, batch_max=config.batch_max
@@ -104,6 +104,7 @@ class ChatServer:
             config, self.sio, self.store, self.pipeline, self.failpoints, self.mutation
         )
         self.delivery.register()
+        use_plain_websockets(self.sio.eio, Shortcut(self.sio, {EVENT: self.delivery.take_now}))
         self.app = web.Application()
         self.sio.attach(self.app)
         self.app.router.add_get("/healthz", self.healthz)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,36 @@ class ChatDelivery:
         self.sio.after_connect = self.after_connect
 
     # Messages.
+
+    def take_now(self, sid: str, args: list[Any], ack: Callable[[], None] | None) -> bool:
+        """The receive shortcut's `chat message`: queue a valid message without a task.
+
+        Declines (False) whatever needs the full handler, which then gets the event
+        through python-socketio: a message it rejects, an armed `before_insert`
+        failpoint, an active mutation. A taken message is acked by `ack` (None when
+        the client asked for no ack) once committed and broadcast, or not at all if
+        the insert failed, exactly as `on_message` would.
+        """
+        if self.mutation.name is not None or "before_insert" in self.failpoints.armed:
+            return False
+        checked = validate_message(
+            args, exactly_once=self.config.exactly_once, max_content=self.config.max_content
+        )
+        if isinstance(checked, Rejection):
+            return False
+        self.in_flight += 1
+
+        def then(row_id: int | None, exc: BaseException | None) -> None:
+            self.in_flight -= 1
+            if exc is not None:
+                log.error(
+                    "not acked: client_offset=%r from %s: %s", checked.client_offset, sid, exc
+                )
+            elif ack is not None:
+                ack()
+
+        self.pipeline.submit_then(checked.content, checked.client_offset, then)
+        return True
 
     async def on_message(self, sid: str, *args: Any) -> Any:
         """Returns the ack payload; `sio.not_handled` means: send no ack."""

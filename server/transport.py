@@ -4,6 +4,14 @@ Compression: the official client offers permessage-deflate and the official serv
 declines it by default (`perMessageDeflate: false`); aiohttp would accept it and
 then deflate every frame for every recipient. This keeps the official default.
 
+Direct reads: such a socket also runs its own receive loop (`DirectSocket.serve`)
+instead of engine.io's, which starts a task and an `asyncio.wait_for` per frame
+and a task per message. Here one loop timer watches for silence (ping interval +
+timeout without a frame, as engine.io's receive timeout), and a Socket.IO EVENT
+frame is first offered to a synchronous `Shortcut` (see `receive`); whatever the
+shortcut declines, and every other packet, goes through engine.io and
+python-socketio as before.
+
 Direct writes: python-engineio puts every outgoing packet on a per-socket queue
 that a writer task drains, so each delivery costs a queue hop, a task wake-up and
 a timeout task. A socket that connected over websocket (no polling phase) here
@@ -17,14 +25,24 @@ start on polling keep engine.io's queue for their whole life.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import logging
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp.web import WebSocketResponse
+from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_drivers.aiohttp import WebSocket
 from engineio.async_socket import AsyncSocket
+
+log = logging.getLogger("faultlab.server.transport")
+
+Shortcut = Callable[[str, str], bool]
+"""`(eio_sid, socketio_text) -> taken`: handles a Socket.IO EVENT without a task, or declines."""
 
 
 def text_frame(text: str) -> bytes:
@@ -128,6 +146,75 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
         self.queued += 1
         await self.queue.put(pkt)
 
+    async def serve(self, ws: PlainWebSocket, shortcut: Shortcut | None) -> None:
+        """engine.io's websocket handler for a socket that never polled, with direct reads.
+
+        As `AsyncSocket._websocket_handler` does without an upgrade: mark the socket
+        connected, start the queue's writer, read frames until the client closes or
+        stays silent for ping interval + timeout, then stop the writer and close the
+        socket as `transport close`. Frames are read in this task, one after the
+        other; a `42...` text frame goes to `shortcut` first.
+        """
+        self.connected = True
+        self.upgraded = True
+        writer = asyncio.ensure_future(self._write_queued(ws))
+        loop = asyncio.get_running_loop()
+        silence = self.server.ping_interval + self.server.ping_timeout
+        limit = self.server.max_http_buffer_size
+        watch = SilenceWatch(loop, silence, asyncio.current_task())
+        receive = self.ws.receive
+        sid = self.sid
+        try:
+            while True:
+                try:
+                    msg = await receive()
+                except (RuntimeError, OSError) as exc:
+                    log.info("receive error on %s: %s", sid, exc)
+                    break
+                data = msg.data
+                if not isinstance(data, (str, bytes)) or len(data) > limit:
+                    break
+                watch.heard = loop.time()
+                if (
+                    shortcut is not None
+                    and type(data) is str
+                    and data.startswith("42")
+                    and shortcut(sid, data[1:])
+                ):
+                    continue
+                try:
+                    await self.receive(eio_packet.Packet(encoded_packet=data))
+                except eio_exceptions.UnknownPacketError:
+                    pass
+                except eio_exceptions.SocketIsClosedError:
+                    log.info("receive error: socket %s is closed", sid)
+                    break
+                except Exception:
+                    log.exception("receive error on %s", sid)
+        except asyncio.CancelledError:
+            if not watch.fired:
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        finally:
+            watch.stop()
+        await self.queue.put(None)
+        await writer
+        await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+    async def _write_queued(self, ws: PlainWebSocket) -> None:
+        """engine.io's websocket writer: drain the queue until it yields None, then close."""
+        while True:
+            packets = await self.poll()
+            if not packets:
+                break
+            try:
+                for pkt in packets:
+                    await ws.send(pkt.encode())
+            except Exception:
+                break
+        with contextlib.suppress(Exception):
+            await ws.close()
+
     async def send(self, pkt: eio_packet.Packet) -> None:
         encoded = pkt.encode()
         if isinstance(encoded, str):
@@ -139,10 +226,44 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
         await self.queue.put(pkt)
 
 
+class SilenceWatch:
+    """One loop timer per silence period, not per frame: fires when nothing was heard for `limit`.
+
+    The reader stamps `heard`; when the timer comes due it re-arms itself at
+    `heard + limit` if a frame arrived meanwhile, else cancels the reading task.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, limit: float, task: asyncio.Task[Any] | None
+    ) -> None:
+        self.loop = loop
+        self.limit = limit
+        self.task = task
+        self.heard = loop.time()
+        self.fired = False
+        self.timer = loop.call_at(self.heard + limit, self._due)
+
+    def _due(self) -> None:
+        due = self.heard + self.limit
+        if self.loop.time() < due:
+            self.timer = self.loop.call_at(due, self._due)
+            return
+        self.fired = True
+        if self.task is not None:
+            self.task.cancel()
+
+    def stop(self) -> None:
+        self.timer.cancel()
+
+
 class PlainWebSocket(WebSocket):  # type: ignore[misc]
-    """engineio's aiohttp websocket, with compression off and direct writes."""
+    """engineio's aiohttp websocket, with compression off and direct reads and writes."""
 
     direct: DirectSocket | None = None
+
+    def __init__(self, handler: Any, server: Any, shortcut: Shortcut | None = None) -> None:
+        super().__init__(handler, server)
+        self.shortcut = shortcut
 
     async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
         request = environ["aiohttp.request"]
@@ -156,6 +277,8 @@ class PlainWebSocket(WebSocket):  # type: ignore[misc]
             socket.__class__ = DirectSocket
             socket.adopt(self._sock, request.transport)
             self.direct = socket
+            await socket.serve(self, self.shortcut)
+            return self._sock
         await self.handler(self)
         return self._sock
 
@@ -168,6 +291,6 @@ class PlainWebSocket(WebSocket):  # type: ignore[misc]
                 self.direct.queued -= 1
 
 
-def use_plain_websockets(eio: Any) -> None:
-    """Make this engine.io server answer websockets with `PlainWebSocket`."""
-    eio._async = {**eio._async, "websocket": PlainWebSocket}
+def use_plain_websockets(eio: Any, shortcut: Shortcut | None = None) -> None:
+    """Answer websockets with `PlainWebSocket`, EVENT frames offered to `shortcut` first."""
+    eio._async = {**eio._async, "websocket": functools.partial(PlainWebSocket, shortcut=shortcut)}

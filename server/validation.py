@@ -6,6 +6,7 @@ stays a few lines long.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ def _type_name(value: Any) -> str:
 
 
 def validate_message(
-    args: tuple[Any, ...], *, exactly_once: bool, max_content: int
+    args: Sequence[Any], *, exactly_once: bool, max_content: int
 ) -> Message | Rejection:
     """Check the arguments of one `chat message` event (the ack callback excluded).
 
