@@ -26,13 +26,17 @@ NAMESPACE = "/"
 Row = tuple[int, str]
 
 
-def event_text(args: tuple[object, ...], dumps: Callable[..., str] = json.dumps) -> str:
+COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+"""python-socketio's `json.dumps(value, separators=(",", ":"))`, one encoder for all calls."""
+
+
+def event_text(args: tuple[object, ...], encode: Callable[[object], str] = COMPACT) -> str:
     """The engine.io text of a `chat message` event on "/", as socketio's packets encode it.
 
     engine.io MESSAGE ("4") + socketio EVENT ("2") + the compact JSON array, built
-    without two packet objects per row; `dumps` is the server's JSON module's.
+    without two packet objects per row.
     """
-    return "42" + dumps([EVENT, *args], separators=(",", ":"))
+    return "42" + encode([EVENT, *args])
 
 
 class Emitter:
@@ -62,8 +66,7 @@ class Emitter:
         manager = self.sio.manager
         eio = self.sio.eio
         sockets = eio.sockets
-        dumps = self.sio.packet_class.json.dumps
-        texts = [event_text(self._args(row_id, content), dumps) for row_id, content in rows]
+        texts = [event_text(self._args(row_id, content)) for row_id, content in rows]
         if not texts:
             return
         frames = b"".join(text_frame(text) for text in texts)

@@ -125,11 +125,16 @@ async def test_frames_the_shortcut_declines_behave_as_before(start_server, db: P
         await client.ws.send_str('421["chat message",""]')
         await client.ws.send_str('422["chat message","x"]')
         await client.ws.send_str('423["chat message",5,"o-3"]')
-        acks = [f for f in await client.frames_until("433") if f.startswith("43")]
+        # JSON that orjson refuses and python-socketio's json reads
+        await client.ws.send_str('428["chat message","x",NaN]')
+        await client.ws.send_str('429["chat message","x",123456789012345678901234567890]')
+        acks = [f for f in await client.frames_until("439") if f.startswith("43")]
         assert [json.loads(a[3:])[0]["error"] for a in acks] == [
             "content_empty",
             "client_offset_missing",
             "content_not_string",
+            "client_offset_not_string",
+            "client_offset_not_string",
         ]
         await client.ws.send_str('424["chat message",')
         await client.ws.send_str('425["no such event","x","o-5"]')
