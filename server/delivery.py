@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,7 @@ from faultlab.server.config import ServerConfig
 from faultlab.server.failpoints import FailpointError, Failpoints
 from faultlab.server.mutations import Mutation
 from faultlab.server.pipeline import STORE_CHUNK, Pipeline
+from faultlab.server.receive import Ack
 from faultlab.server.recovery import RecoveringServer
 from faultlab.server.store import Store, StoreError
 from faultlab.server.validation import Message, Rejection, parse_server_offset, validate_message
@@ -61,14 +61,15 @@ class ChatDelivery:
 
     # Messages.
 
-    def take_now(self, sid: str, args: list[Any], ack: Callable[[], None] | None) -> bool:
+    def take_now(self, sid: str, args: list[Any], ack: Ack | None) -> bool:
         """The receive shortcut's `chat message`: queue a valid message without a task.
 
         Declines (False) whatever needs the full handler, which then gets the event
         through python-socketio: a message it rejects, an armed `before_insert`
         failpoint, an active mutation. A taken message is acked by `ack` (None when
         the client asked for no ack) once committed and broadcast, or not at all if
-        the insert failed, exactly as `on_message` would.
+        the insert failed, exactly as `on_message` would; the ack goes in the same
+        write as the sender's copy of the broadcast when it can.
         """
         if self.mutation.name is not None or "before_insert" in self.failpoints.armed:
             return False
@@ -79,16 +80,17 @@ class ChatDelivery:
             return False
         self.in_flight += 1
 
-        def then(row_id: int | None, exc: BaseException | None) -> None:
+        def then(row_id: int | None, exc: BaseException | None, replied: bool) -> None:
             self.in_flight -= 1
             if exc is not None:
                 log.error(
                     "not acked: client_offset=%r from %s: %s", checked.client_offset, sid, exc
                 )
-            elif ack is not None:
-                ack()
+            elif ack is not None and not replied:
+                ack.send()
 
-        self.pipeline.submit_then(checked.content, checked.client_offset, then)
+        reply = (ack.eio_sid, ack.frame) if ack is not None else None
+        self.pipeline.submit_then(checked.content, checked.client_offset, then, reply)
         return True
 
     async def on_message(self, sid: str, *args: Any) -> Any:

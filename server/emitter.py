@@ -55,20 +55,31 @@ class Emitter:
             return (content, row_id, offset)
         return (content, row_id)
 
-    async def broadcast(self, rows: Iterable[Row], skip_sid: str | None = None) -> None:
+    async def broadcast(
+        self,
+        rows: Iterable[Row],
+        skip_sid: str | None = None,
+        replies: dict[str, bytes] | None = None,
+    ) -> set[str]:
         """Emit rows to every live socket: one encoding per row, no task per recipient.
 
         python-socketio's room emit also encodes once but starts a task per
         recipient; writing the same frames to each socket in turn keeps the order
         and costs a fraction of that: websockets get all the rows in one write,
         without engine.io's queue when they can (see `transport`).
+
+        `replies` maps an engine.io sid to framed packets (a sender's acks) that
+        should follow its copy of the rows; where they fit in the same direct write
+        they go with it, one send instead of two. Returns the engine.io sids whose
+        replies were written.
         """
+        replied: set[str] = set()
         manager = self.sio.manager
         eio = self.sio.eio
         sockets = eio.sockets
         texts = [event_text(self._args(row_id, content)) for row_id, content in rows]
         if not texts:
-            return
+            return replied
         frames = b"".join(text_frame(text) for text in texts)
         messages: list[eio_packet.Packet] | None = None
         now = time.time()
@@ -76,8 +87,13 @@ class Emitter:
             if sid == skip_sid:
                 continue
             socket = sockets.get(eio_sid)
-            if isinstance(socket, DirectSocket) and socket.write_now(frames, now):
-                continue
+            if isinstance(socket, DirectSocket):
+                if replies and eio_sid in replies:
+                    if socket.write_now(frames + replies[eio_sid], now):
+                        replied.add(eio_sid)
+                        continue
+                elif socket.write_now(frames, now):
+                    continue
             if messages is None:
                 messages = [eio_packet.Packet(eio_packet.MESSAGE, text[1:]) for text in texts]
             if isinstance(socket, DirectSocket):
@@ -85,6 +101,7 @@ class Emitter:
             else:
                 for message in messages:
                     await eio.send_packet(eio_sid, message)
+        return replied
 
     async def send(self, sid: str, rows: Iterable[Row]) -> None:
         """Emit rows to one socket, in order."""

@@ -37,8 +37,9 @@ TAIL = 4096
 STORE_CHUNK = 500
 
 
-Settle = Callable[[int | None, BaseException | None], None]
-"""Called once per insert, on the pipeline task after its broadcast: (row id or None, error)."""
+Settle = Callable[[int | None, BaseException | None, bool], None]
+"""Called once per insert, on the pipeline task after its broadcast: (row id or None,
+error, whether its `reply` went out with the sender's copy of the batch)."""
 
 
 @dataclass
@@ -46,20 +47,24 @@ class Insert:
     content: str
     client_offset: str | None
     then: Settle
+    reply: tuple[str, bytes] | None = None
+    """(sender's engine.io sid, framed ack): sent with its copy of the broadcast when it can be."""
     settled: bool = False
 
-    def settle(self, row_id: int | None, exc: BaseException | None = None) -> None:
+    def settle(
+        self, row_id: int | None, exc: BaseException | None = None, replied: bool = False
+    ) -> None:
         if self.settled:
             return
         self.settled = True
         try:
-            self.then(row_id, exc)
+            self.then(row_id, exc, replied)
         except Exception:
             log.exception("settling the insert of client_offset=%r failed", self.client_offset)
 
 
 def _resolving(future: asyncio.Future[int | None]) -> Settle:
-    def then(row_id: int | None, exc: BaseException | None) -> None:
+    def then(row_id: int | None, exc: BaseException | None, replied: bool) -> None:
         if future.done():
             return
         if exc is not None:
@@ -136,13 +141,20 @@ class Pipeline:
         self.submit_then(content, client_offset, _resolving(future))
         return future
 
-    def submit_then(self, content: str, client_offset: str | None, then: Settle) -> None:
+    def submit_then(
+        self,
+        content: str,
+        client_offset: str | None,
+        then: Settle,
+        reply: tuple[str, bytes] | None = None,
+    ) -> None:
         """Queue an insert; `then` is called on the pipeline task once it is broadcast or failed.
 
-        Without a future, nothing is scheduled per insert: the receive shortcut's
-        ack is written from `then`, right after the broadcast.
+        Without a future, nothing is scheduled per insert. `reply` (the sender's
+        engine.io sid, framed ack) rides in the sender's write of the broadcast when the insert
+        succeeded and that write goes out directly; `then` is told whether it did.
         """
-        self._inserts.append(Insert(content, client_offset, then))
+        self._inserts.append(Insert(content, client_offset, then, reply))
         self._wake.set()
 
     async def join(
@@ -248,12 +260,17 @@ class Pipeline:
                 )
                 failed.add(index)
         new_rows += await self._phantoms(len(new_rows))
-        await self._publish(new_rows, already_sent=bool(guessed))
+        replies: dict[str, bytes] = {}
+        for index, item in enumerate(batch):
+            if item.reply is not None and index not in failed:
+                sid, frame = item.reply
+                replies[sid] = replies.get(sid, b"") + frame
+        replied = await self._publish(new_rows, already_sent=bool(guessed), replies=replies)
         for index, (item, row_id) in enumerate(zip(batch, ids, strict=True)):
             if index in failed:
                 item.settle(None, FailpointError("after_commit"))
             else:
-                item.settle(row_id)
+                item.settle(row_id, replied=item.reply is not None and item.reply[0] in replied)
         await self._drop_after_ack(ids)
 
     async def _phantoms(self, count: int) -> list[Row]:
@@ -280,12 +297,19 @@ class Pipeline:
 
     # Ordered broadcast.
 
-    async def _publish(self, rows: list[Row], *, already_sent: bool = False) -> None:
+    async def _publish(
+        self,
+        rows: list[Row],
+        *,
+        already_sent: bool = False,
+        replies: dict[str, bytes] | None = None,
+    ) -> set[str]:
+        """Broadcast committed rows in order; the engine.io sids whose `replies` went along."""
         if not already_sent and self.mutation.name is None and not self._armed("before_broadcast"):
-            await self.emitter.broadcast(rows)
+            replied = await self.emitter.broadcast(rows, replies=replies)
             for row in rows:
                 self._remember(row)
-            return
+            return replied
         for row in rows:
             backoff = 0.01
             while True:
@@ -299,6 +323,7 @@ class Pipeline:
             if not already_sent:
                 await self._emit(row)
             self._remember(row)
+        return set()
 
     def _armed(self, name: str) -> bool:
         """A failpoint is armed: then each row passes it alone, before its own broadcast."""

@@ -33,10 +33,7 @@ from faultlab.server.transport import DirectSocket, text_frame
 
 log = logging.getLogger("faultlab.server.receive")
 
-Ack = Callable[[], None]
-"""Sends the event's empty ack (`43<id>[]`)."""
-
-QuickHandler = Callable[[str, list[Any], Ack | None], bool]
+QuickHandler = Callable[[str, list[Any], "Ack | None"], bool]
 """`(sid, args, ack or None) -> taken`; must not block, and must not raise for bad input."""
 
 NAMESPACE = "/"
@@ -75,32 +72,44 @@ class Shortcut:
         handler = self.handlers.get(data[0])
         if handler is None:
             return False
-        ack = self._acker(eio_sid, int(text[1:i])) if i > 1 else None
+        ack = Ack(self, eio_sid, int(text[1:i])) if i > 1 else None
         try:
             return handler(sid, data[1:], ack)
         except Exception:
             log.exception("%r handler error", data[0])
             return True
 
-    def _acker(self, eio_sid: str, ack_id: int) -> Ack:
-        """The empty ack, written at once when the socket can take it, else queued."""
-        text = f"43{ack_id}[]"
-
-        def ack() -> None:
-            socket = self.sio.eio.sockets.get(eio_sid)
-            if socket is None:
-                log.info("ack %d not sent: %s is gone", ack_id, eio_sid)
-                return
-            if isinstance(socket, DirectSocket) and socket.write_now(text_frame(text), time.time()):
-                return
-            task = asyncio.get_running_loop().create_task(self._send(eio_sid, text))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
-
-        return ack
+    def send_queued(self, eio_sid: str, text: str) -> None:
+        """Send `text` through engine.io's queue (the socket cannot take a direct write)."""
+        task = asyncio.get_running_loop().create_task(self._send(eio_sid, text))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _send(self, eio_sid: str, text: str) -> None:
         try:
             await self.sio.eio.send_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, text[1:]))
         except Exception as exc:
             log.info("ack not sent to %s: %r", eio_sid, exc)
+
+
+class Ack:
+    """An event's empty ack (`43<id>[]`): its frame, and a way to send it on its own."""
+
+    __slots__ = ("ack_id", "eio_sid", "frame", "shortcut")
+
+    def __init__(self, shortcut: Shortcut, eio_sid: str, ack_id: int) -> None:
+        self.shortcut = shortcut
+        self.eio_sid = eio_sid
+        self.ack_id = ack_id
+        self.frame = text_frame(f"43{ack_id}[]")
+
+    def send(self) -> None:
+        """Write it at once when the socket can take it, else queue it."""
+        shortcut = self.shortcut
+        socket = shortcut.sio.eio.sockets.get(self.eio_sid)
+        if socket is None:
+            log.info("ack %d not sent: %s is gone", self.ack_id, self.eio_sid)
+            return
+        if isinstance(socket, DirectSocket) and socket.write_now(self.frame, time.time()):
+            return
+        shortcut.send_queued(self.eio_sid, f"43{self.ack_id}[]")
