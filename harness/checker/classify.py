@@ -18,6 +18,7 @@ def classify(con: duckdb.DuckDBPyConnection, ordered: bool) -> None:
     findings = "\nUNION ALL\n".join(
         f"SELECT {rank} AS rank, key, client, how FROM ({invariant.sql})  -- {invariant.kind}"
         for rank, invariant in enumerate(ALL)
+        if invariant.gate is None or con.execute(invariant.gate).fetchone() == (True,)
     )
     con.execute(f"CREATE TABLE cand AS {findings}")
     con.execute(

@@ -23,19 +23,22 @@ SELECT count(*) FILTER (WHERE connects) AS connecting,
 FROM actors
 """
 
-# Per run row: when the last converging client first showed it (NULL if one never did).
+# Per run row: when the last converging client first showed it (NULL if one never did),
+# and when anyone first received it. One pass over `seen` per (actor, offset) serves both.
 STABLE = """
 CREATE TABLE stable AS
-WITH first_any AS (
-  SELECT s.sid >> 32 AS aid, s.off, min(s.first_show) AS t FROM seen s
-  WHERE s.shows > 0 AND s.sid >> 32 IN (SELECT aid FROM clients WHERE NOT left_run)
-  GROUP BY 1, 2),
+WITH per_actor AS (
+  SELECT sid >> 32 AS aid, off, min(first_show) AS show_t, min(first_t) AS t
+  FROM seen GROUP BY 1, 2),
+per_off AS (
+  SELECT off, min(t) AS first_t,
+         max(show_t) FILTER (WHERE aid IN (SELECT aid FROM clients WHERE NOT left_run)) AS t
+  FROM per_actor GROUP BY off),
 missing AS (SELECT DISTINCT key FROM cand WHERE rank = getvariable('never_rank'))
 SELECT r.id, r.content,
        CASE WHEN r.content IN (SELECT key FROM missing) THEN NULL ELSE f.t END AS t,
-       r.content IN (SELECT key FROM missing) AS missing
-FROM run_rows r LEFT JOIN (SELECT off, max(t) AS t FROM first_any GROUP BY off) f
-  ON f.off = r.id
+       r.content IN (SELECT key FROM missing) AS missing, f.first_t
+FROM run_rows r LEFT JOIN per_off f ON f.off = r.id
 """
 
 STABLE_LATENCY = """
@@ -48,12 +51,10 @@ ACK_LATENCY = "SELECT ack_t - send_t FROM messages WHERE ack_t IS NOT NULL"
 # Per fault_end: rows known stored by then (acked, or received by someone), and the
 # moment every converging client had shown all of them.
 RECOVERY = """
-WITH first_recv AS (SELECT off, min(first_t) AS t FROM seen GROUP BY off),
-evidence AS (
-  SELECT s.id, least(m.ack_t, fr.t) AS e, s.t AS st, s.missing
+WITH evidence AS (
+  SELECT s.id, least(m.ack_t, s.first_t) AS e, s.t AS st, s.missing
   FROM stable s
-  LEFT JOIN messages m ON m.content = s.content
-  LEFT JOIN first_recv fr ON fr.off = s.id),
+  LEFT JOIN messages m ON m.content = s.content),
 prefix AS (
   SELECT e, max(st) OVER w AS worst, bool_or(missing) OVER w AS miss FROM evidence
   WHERE e IS NOT NULL WINDOW w AS (ORDER BY e, id ROWS UNBOUNDED PRECEDING)),

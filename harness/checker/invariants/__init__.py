@@ -4,7 +4,8 @@ Each is a named SQL query over the tables of `model` returning candidate rows
 (key, client, how): `key` is the message's content (messages are matched by
 content), `client` where a delivery went wrong (NULL for store outcomes), `how` an
 optional detail. A message is then listed under the first kind, in this order,
-that names it.
+that names it. A module may also define `GATE`, a cheap exact test (one boolean)
+that says whether its query can name anything; when it says no, the query is skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from importlib import import_module
 class Invariant:
     kind: str
     sql: str
+    gate: str | None = None
 
 
 _MODULES = (
@@ -25,6 +27,7 @@ _MODULES = (
 )
 
 ALL: tuple[Invariant, ...] = tuple(
-    Invariant(name, import_module(f"{__name__}.{name}").SQL) for name in _MODULES
+    Invariant(name, module.SQL, getattr(module, "GATE", None))
+    for name, module in ((name, import_module(f"{__name__}.{name}")) for name in _MODULES)
 )
 KINDS: tuple[str, ...] = tuple(inv.kind for inv in ALL)

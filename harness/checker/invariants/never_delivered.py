@@ -1,5 +1,22 @@
 """never_delivered: a run row above the session's resume_from that a converging client's
-last display session never showed (clients that left are not judged)."""
+last display session never showed (clients that left are not judged).
+
+Nearly every run delivers everything, so a count comes first: a client missed a row
+exactly when the run rows above its resume_from outnumber those its last session
+showed (store ids are unique, so is `seen` per session and offset). Counting probes
+the small run_rows table; the anti join, which hashes every shown offset, runs only
+when some count falls short.
+"""
+
+GATE = """
+SELECT coalesce(bool_or(need > coalesce(got, 0)), false) FROM (
+  SELECT c.sid, (SELECT count(*) FROM run_rows r WHERE r.id > c.resume_from) AS need
+  FROM clients c WHERE NOT c.left_run) n
+LEFT JOIN (
+  SELECT s.sid, count(*) AS got FROM seen s JOIN clients c USING (sid)
+  SEMI JOIN run_rows r ON r.id = s.off
+  WHERE NOT c.left_run AND s.shows > 0 AND s.off > c.resume_from GROUP BY s.sid) g USING (sid)
+"""
 
 SQL = """
 SELECT n.content AS key, n.actor AS client, NULL AS how
