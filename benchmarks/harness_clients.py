@@ -11,13 +11,14 @@ Three figures, in one run, against the reference server behind the embedded prox
    events recorded (`show` recorded too) — lean client, then the stock client;
 3. recording overhead: the lean phase again with `History(None)`.
 
-Every phase runs in a fresh event loop; `--loops asyncio uvloop` compares both loops
-in one run. The CPU phases run for `--rounds` rounds (3 by default), alternating
+Every phase runs in a fresh event loop of the harness's default kind (uvloop, as
+`faultlab run` and the scenarios use; `faultlab.loops`); `--loops uvloop asyncio`
+compares both loops in one run. The CPU phases run for `--rounds` rounds (3 by default), alternating
 their order from round to round, and the summary gives medians: one round is too
 noisy for a 10 % figure on a shared machine.
 
     .venv/bin/python benchmarks/harness_clients.py            # the issue's figures
-    .venv/bin/python benchmarks/harness_clients.py --rounds 2 --loops asyncio uvloop
+    .venv/bin/python benchmarks/harness_clients.py --rounds 2 --loops uvloop asyncio
     .venv/bin/python benchmarks/harness_clients.py --duration 5 --connect-clients 200
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import platform
 import random
 import resource
@@ -40,6 +42,7 @@ import aiohttp
 import psutil
 import socketio
 
+from faultlab import loops
 from faultlab.harness.clients.base import ClientConfig
 from faultlab.harness.clients.lean import LeanClient
 from faultlab.harness.clients.receive import policy
@@ -174,12 +177,8 @@ async def cpu_figure(cluster: Cluster, kind: str, record: bool, n: int, rate: fl
 
 
 def runner(loop: str) -> Callable[[Coroutine[Any, Any, Any]], Any]:
-    """`asyncio.run` or `uvloop.run`: each phase runs in a fresh loop of its own."""
-    if loop == "uvloop":
-        import uvloop
-
-        return uvloop.run
-    return asyncio.run
+    """Each phase runs in a fresh loop of its own, of kind `loop`."""
+    return functools.partial(loops.run, name=loop)
 
 
 async def connect_phase(args: argparse.Namespace, out: Path) -> None:
@@ -236,6 +235,6 @@ if __name__ == "__main__":
     parser.add_argument("--only", nargs="+", choices=("lean", "stock"), default=["lean", "stock"],
                         help="which clients' CPU phases to run")
     parser.add_argument("--loops", nargs="+", choices=("asyncio", "uvloop"),
-                        default=["asyncio"],
+                        default=[loops.DEFAULT_LOOP],
                         help="the harness process's event loop(s), compared in one run")
     main(parser.parse_args())

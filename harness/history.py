@@ -52,7 +52,7 @@ class History:
             self._file.write if self._file is not None else None
         )
         self._flusher: asyncio.Task[None] | None = None
-        self._receive_dicts: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._receive_templates: dict[str, tuple[bytes, bytes]] = {}
 
     def now(self) -> float:
         """Seconds since the run started, the history's clock."""
@@ -69,26 +69,21 @@ class History:
     def record_receive(self, actor: str, content: Any, server_offset: Any,
                        csr_offset: Any, shown: bool) -> float:
         """`recv`, then `show` if the receive policy displayed it: the hot path of a run,
-        so one call, one clock read and one write for both lines, into two dicts kept
-        per actor (filling four values costs less than building six-key dicts)."""
+        so one call, one clock read and one write for both lines. The lines are an
+        actor's byte templates (`_receive_templates`) filled with the JSON of four
+        values: the same bytes as encoding the two dicts, at about half the cost."""
         t = (_clock_ns() - self._t0_ns) // 1000 / 1e6
         write = self._write
         if write is not None:
-            pair = self._receive_dicts.get(actor)
-            if pair is None:
-                pair = self._receive_dicts[actor] = _receive_dicts(actor)
-            recv, show = pair
-            recv["t"] = t
-            recv["content"] = content
-            recv["server_offset"] = server_offset
-            recv["csr_offset"] = csr_offset
-            line = _dumps(recv, option=_LINE)
+            templates = self._receive_templates.get(actor)
+            if templates is None:
+                templates = self._receive_templates[actor] = _receive_templates(actor)
+            t_, content_, offset_ = _dumps(t), _dumps(content), _dumps(server_offset)
             if shown:
-                show["t"] = t
-                show["content"] = content
-                show["server_offset"] = server_offset
-                line += _dumps(show, option=_LINE)
-            write(line)
+                write(templates[1] % (t_, content_, offset_, _dumps(csr_offset),
+                                      t_, content_, offset_))
+            else:
+                write(templates[0] % (t_, content_, offset_, _dumps(csr_offset)))
         self.count += 2 if shown else 1
         return t
 
@@ -119,8 +114,10 @@ class History:
             self._file = None
 
 
-def _receive_dicts(actor: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """An actor's `recv` and `show` lines, in format 1's key order, values filled per receive."""
-    return ({"t": 0.0, "actor": actor, "op": "recv", "content": None, "server_offset": None,
-             "csr_offset": None},
-            {"t": 0.0, "actor": actor, "op": "show", "content": None, "server_offset": None})
+def _receive_templates(actor: str) -> tuple[bytes, bytes]:
+    """An actor's `recv` line, and its `recv` + `show` lines, in format 1's key order, with
+    `%b` for `t`, `content`, `server_offset` (and `csr_offset` in `recv`)."""
+    head = b'{"t":%b,"actor":' + _dumps(actor).replace(b"%", b"%%")
+    recv = head + b',"op":"recv","content":%b,"server_offset":%b,"csr_offset":%b}\n'
+    show = head + b',"op":"show","content":%b,"server_offset":%b}\n'
+    return recv, recv + show

@@ -28,6 +28,7 @@ import aiohttp
 import click
 import orjson
 
+from faultlab import loops
 from faultlab.harness.clients.base import (
     LEVELS,
     OFFSET_STYLES,
@@ -375,6 +376,7 @@ def _env(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> d
 def params_from_options(options: dict[str, Any]) -> RunParams:
     """The RunParams of parsed `faultlab run` options (the inverse of `RunParams.argv`)."""
     o = dict(options)
+    o.pop("loop_name", None)  # how this process runs, not what the run is
     o["schedule"] = o.pop("faults")
     o["check"] = not o.pop("no_check")
     o["server_args"] = list(o.pop("server_arg"))
@@ -466,15 +468,18 @@ def _summary(console: Any, verdict: dict[str, Any] | None, quiesced: bool | None
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run directory (or a folder for a new one); default: a temporary folder.")
 @click.option("--no-check", is_flag=True, help="Do not run the checker at the end.")
-def command(**options: Any) -> None:
+@click.option("--loop", "loop_name", type=click.Choice(loops.LOOPS), default=loops.DEFAULT_LOOP,
+              show_default=True, help="The harness's event loop.")
+def command(loop_name: str, **options: Any) -> None:
     """Run a workload against a target under a fault schedule, record it, check it."""
     from rich.console import Console
 
     params = params_from_options(options)
     try:
+        loops.loop_factory(loop_name)
         params.validate()
         reason = _unsupported(load_target(params.target), params)
-    except (ValueError, TargetError) as exc:
+    except (ValueError, TargetError, loops.LoopUnavailable) as exc:
         raise click.UsageError(str(exc)) from None
     if reason is not None:
         raise click.UsageError(reason)
@@ -482,7 +487,7 @@ def command(**options: Any) -> None:
     display = _Display(console)
     try:
         with display.status:
-            run_dir = asyncio.run(_with_ticker(params, display))
+            run_dir = loops.run(_with_ticker(params, display), loop_name)
     except KeyboardInterrupt:
         console.print("interrupted: every process was stopped")
         sys.exit(130)

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+import pytest
 import uvloop
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from faultlab.harness.clients.base import ClientConfig
 from faultlab.harness.clients.lean import LeanClient
@@ -71,18 +74,31 @@ def test_frames_go_straight_to_the_parser_on_uvloop(tmp_path: Path) -> None:
     _check(uvloop.run(_exchange(tmp_path)))
 
 
-def test_reused_receive_dicts_keep_format_1_bytes(tmp_path: Path) -> None:
-    path = tmp_path / "history.jsonl"
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(actor=st.text(min_size=1), content=_JSON, offset=_JSON, csr=st.none() | st.text(),
+       shown=st.booleans())
+def test_receive_lines_are_the_bytes_of_the_format_1_dicts(
+        tmp_path_factory: pytest.TempPathFactory, actor: str, content: object, offset: object,
+        csr: str | None, shown: bool) -> None:
+    """The byte templates write exactly what encoding the two dicts would (any actor,
+    `%` and quotes included; any JSON value)."""
+    path = tmp_path_factory.mktemp("h") / "history.jsonl"
     history = History(path)
-    history.record_receive("c1", {"a": [1]}, 5, None, True)
-    history.record_receive("c2", "y", "x", "o-1", False)
-    history.record_receive("c1", "z", 6, "o-2", True)
+    t = history.record_receive(actor, content, offset, csr, shown)
     history.close()
-    raw = [line.split(b",", 1)[1] for line in path.read_bytes().splitlines()]
-    assert raw == [
-        b'"actor":"c1","op":"recv","content":{"a":[1]},"server_offset":5,"csr_offset":null}',
-        b'"actor":"c1","op":"show","content":{"a":[1]},"server_offset":5}',
-        b'"actor":"c2","op":"recv","content":"y","server_offset":"x","csr_offset":"o-1"}',
-        b'"actor":"c1","op":"recv","content":"z","server_offset":6,"csr_offset":"o-2"}',
-        b'"actor":"c1","op":"show","content":"z","server_offset":6}',
-    ]
+    expected = orjson.dumps({"t": t, "actor": actor, "op": "recv", "content": content,
+                             "server_offset": offset, "csr_offset": csr},
+                            option=orjson.OPT_APPEND_NEWLINE)
+    if shown:
+        expected += orjson.dumps({"t": t, "actor": actor, "op": "show", "content": content,
+                                  "server_offset": offset}, option=orjson.OPT_APPEND_NEWLINE)
+    assert path.read_bytes() == expected
+    assert history.count == (2 if shown else 1)
