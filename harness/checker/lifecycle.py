@@ -15,8 +15,9 @@ import duckdb
 import orjson
 
 from faultlab.harness.checker.loader import read_rows
+from faultlab.harness.checker.schema import MESSAGE_OPS, op_in
 
-FAULTS = """
+FAULTS = f"""
 CREATE TABLE faults AS
 SELECT fault,
        min(rowid) FILTER (WHERE op = 'fault_start') AS start_row,
@@ -24,16 +25,16 @@ SELECT fault,
        max(rowid) FILTER (WHERE op = 'fault_end') AS end_row,
        max(t) FILTER (WHERE op = 'fault_end') AS end_t,
        coalesce(min(kind) FILTER (WHERE op = 'fault_start'), min(kind)) AS kind
-FROM h WHERE op IN ('fault_start', 'fault_end') GROUP BY fault
+FROM h WHERE {op_in('op', 'fault_start', 'fault_end')} GROUP BY fault
 """
 
-LIFE = """
+LIFE = f"""
 CREATE TABLE life AS
 SELECT v.key, h.rowid AS row, h.t FROM verdict v JOIN h ON h.msg = v.msg
-WHERE h.op IN ('send', 'attempt', 'ack', 'reject', 'give_up')
+WHERE {op_in('h.op', 'send', *MESSAGE_OPS)}
 UNION
 SELECT v.key, h.rowid, h.t FROM verdict v JOIN h ON h.content = v.key
-WHERE h.op IN ('recv', 'show')
+WHERE {op_in('h.op', 'recv', 'show')}
 UNION
 SELECT v.key, d.row, d.t FROM verdict v JOIN store r ON r.content = v.key JOIN dl d ON d.off = r.id
 """

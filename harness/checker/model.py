@@ -17,7 +17,13 @@ import duckdb
 
 from faultlab.harness.checker.errors import RunDirError
 from faultlab.harness.checker.loader import physical_line, scan
-from faultlab.harness.checker.schema import BAD_ROW_SQL, FIELDS, line_problem
+from faultlab.harness.checker.schema import (
+    BAD_ROW_SQL,
+    FIELDS,
+    MESSAGE_OPS,
+    line_problem,
+    op_in,
+)
 
 TABLES = """
 CREATE TABLE ops AS SELECT op, count(*) AS rows, {present},
@@ -41,7 +47,7 @@ CREATE TABLE fate AS
 SELECT msg,
        bool_or(op = 'ack') AS acked, bool_or(op = 'reject') AS rejected,
        bool_or(op = 'give_up') AS given_up, min(t) FILTER (WHERE op = 'ack') AS ack_t
-FROM h WHERE op IN ('attempt', 'ack', 'reject', 'give_up') GROUP BY msg;
+FROM h WHERE {message_ops} GROUP BY msg;
 
 CREATE TABLE run_rows AS
 SELECT id, client_offset, content FROM store WHERE id > (SELECT store_max_id FROM facts);
@@ -81,7 +87,7 @@ SELECT d.rowid AS row, d.t, s.sid, d.op = 'show' AS shown, d.server_offset AS of
 FROM h d
 JOIN spans s ON d.actor = s.actor AND d.rowid >= s.start_row AND d.rowid < s.next_row
 LEFT JOIN store r ON r.id = d.server_offset
-WHERE d.op IN ('recv', 'show');
+WHERE {deliveries};
 
 CREATE TABLE clients AS
 SELECT a.actor, a.aid, a.left_run, s.sid, s.session, s.resume_from
@@ -125,7 +131,9 @@ def _tables() -> str:
         for name, (op, what) in COUNTS.items()
     )
     return TABLES.format(present=", ".join(f"count({f}) AS has_{f}" for f in fields),
-                         incomplete=incomplete, counts=counts)
+                         incomplete=incomplete, counts=counts,
+                         message_ops=op_in("op", *MESSAGE_OPS),
+                         deliveries=op_in("d.op", "recv", "show"))
 
 
 # (cheap test on the small tables, query returning the offending rowid, message); the
@@ -141,7 +149,7 @@ CONSISTENCY = (
      "a second send with the same msg id"),
     ("SELECT count(*) > 0 FROM fate ANTI JOIN msgs USING (msg)",
      "SELECT min(h.rowid) FROM h ANTI JOIN msgs m ON h.msg = m.msg "
-     "WHERE h.op IN ('attempt', 'ack', 'reject', 'give_up')",
+     f"WHERE {op_in('h.op', *MESSAGE_OPS)}",
      "refers to a msg that was never sent"),
 )
 
