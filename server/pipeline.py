@@ -245,10 +245,13 @@ class Pipeline:
             return
         new_rows: list[Row] = []
         failed: set[int] = set()
+        after_commit_armed = self._armed("after_commit")
         for index, (item, row_id) in enumerate(zip(batch, ids, strict=True)):
             if row_id is None:
                 continue
             new_rows.append((row_id, item.content))
+            if not after_commit_armed:
+                continue
             try:
                 await self.failpoints.hit("after_commit")
             except FailpointError as exc:
@@ -259,7 +262,9 @@ class Pipeline:
                     exc,
                 )
                 failed.add(index)
-        new_rows += await self._phantoms(len(new_rows))
+        mutated = self.mutation.name is not None
+        if mutated:
+            new_rows += await self._phantoms(len(new_rows))
         replies: dict[str, bytes] = {}
         for index, item in enumerate(batch):
             if item.reply is not None and index not in failed:
@@ -271,7 +276,8 @@ class Pipeline:
                 item.settle(None, FailpointError("after_commit"))
             else:
                 item.settle(row_id, replied=item.reply is not None and item.reply[0] in replied)
-        await self._drop_after_ack(ids)
+        if mutated:
+            await self._drop_after_ack(ids)
 
     async def _phantoms(self, count: int) -> list[Row]:
         rows: list[Row] = []
