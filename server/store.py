@@ -163,30 +163,51 @@ class Store:
         """
         if self._writer is None:
             raise StoreError("store is closed")
-        values = ",".join("(?,?)" for _ in items)
-        params: list[Any] = []
-        for content, client_offset in items:
-            params.append(client_offset)
-            params.append(content)
-        sql = f"INSERT INTO messages (client_offset, content) VALUES {values}"
-        if self.unique_offsets:
-            sql += " ON CONFLICT(client_offset) DO NOTHING RETURNING id, client_offset"
-        else:
-            sql += " RETURNING id"
+        sql, params = self._insert_statement(items)
+        one = len(items) == 1
         if self._fast is not None:
             try:
-                rows: list[Any] = self._fast.execute(sql, params).fetchall()
-                return self._ids(items, rows)
+                cursor = self._fast.execute(sql, params)
+                return [self._one_id(cursor)] if one else self._ids(items, cursor.fetchall())
             except (sqlite3.Error, ValueError) as exc:
                 # autocommit: a statement that fails leaves no transaction to roll back
                 log.debug("fast insert did not commit (%s); the writer thread decides", exc)
         try:
-            rows = list(await self._writer.execute_fetchall(sql, params))
+            if one:
+                async with self._writer.execute(sql, params) as cursor:
+                    ids = [self._one_id(cursor)]
+            else:
+                ids = self._ids(items, list(await self._writer.execute_fetchall(sql, params)))
             await self._writer.commit()
         except (sqlite3.Error, ValueError) as exc:
             await self._rollback()
             raise StoreError(str(exc)) from exc
-        return self._ids(items, rows)
+        return ids
+
+    def _insert_statement(self, items: Sequence[tuple[str, str | None]]) -> tuple[str, list[Any]]:
+        """The INSERT for `items`: one row without RETURNING, several rows with it.
+
+        RETURNING makes SQLite collect the rows in an ephemeral table (a b-tree
+        opened, a page zeroed and freed per statement), which costs more than the
+        insert itself when there is one row; the row id and the change count say
+        the same then.
+        """
+        params: list[Any] = []
+        for content, client_offset in items:
+            params.append(client_offset)
+            params.append(content)
+        values = ",".join("(?,?)" for _ in items)
+        sql = f"INSERT INTO messages (client_offset, content) VALUES {values}"
+        if self.unique_offsets:
+            sql += " ON CONFLICT(client_offset) DO NOTHING"
+        if len(items) > 1:
+            sql += " RETURNING id, client_offset" if self.unique_offsets else " RETURNING id"
+        return sql, params
+
+    @staticmethod
+    def _one_id(cursor: Any) -> int | None:
+        """The row id of a one-row INSERT, or `DUPLICATE` when ON CONFLICT skipped it."""
+        return int(cursor.lastrowid) if cursor.rowcount == 1 else DUPLICATE
 
     def _ids(self, items: Sequence[tuple[str, str | None]], rows: list[Any]) -> list[int | None]:
         """Row ids in item order (`DUPLICATE` for an offset already stored) from RETURNING rows."""
