@@ -46,6 +46,22 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+def shutdown(sock: Any) -> None:
+    """Shut a transport's socket down both ways, under whatever speaks on it: the peer
+    sees the connection end with no goodbye. Through a socket object of our own on
+    the same descriptor, since uvloop's transport sockets refuse `shutdown()`."""
+    fd = sock.fileno() if sock is not None else -1
+    if fd < 0:
+        return
+    own = socket.socket(fileno=fd)
+    try:
+        own.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already disconnected
+    finally:
+        own.detach()  # the descriptor stays the transport's to close
+
+
 def _eio_url(base: str, transport: str, sid: str | None = None) -> str:
     url = f"{base.rstrip('/')}{wire.EIO_PATH}?EIO=4&transport={transport}"
     return url if sid is None else f"{url}&sid={sid}"
@@ -182,10 +198,7 @@ class WebSocketTransport:
     def abort(self) -> None:
         """Shut the TCP connection down under the WebSocket: no close frame is sent."""
         self._aborted = True
-        sock = self.ws.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        shutdown(self.ws.get_extra_info("socket"))
         background(self._tasks, self._dispose())
 
     async def close(self) -> None:

@@ -55,6 +55,14 @@ async def _exchange(tmp: Path) -> list[dict[str, object]]:
             while len(b.shown()) < 30 or a.pending():
                 assert time.monotonic() < end + 20, "not all shown within 30 s"
                 await asyncio.sleep(0.01)
+            await b.drop_transport()  # an abrupt close, which each loop must support
+            while b._transport is transport or not b.connected:
+                assert time.monotonic() < end + 30, "no reconnect within 40 s"
+                await asyncio.sleep(0.01)
+            await a.send("m30")
+            while len(b.shown()) < 31:
+                assert time.monotonic() < end + 40, "not shown after the reconnect"
+                await asyncio.sleep(0.01)
         finally:
             for c in (a, b):
                 await c.close()
@@ -63,7 +71,9 @@ async def _exchange(tmp: Path) -> list[dict[str, object]]:
 
 def _check(lines: list[dict[str, object]]) -> None:
     got = [x["content"] for x in lines if x["actor"] == "c1" and x["op"] == "show"]
-    assert got == [f"m{n}" for n in range(30)]
+    assert got == [f"m{n}" for n in range(31)]
+    cuts = [x["reason"] for x in lines if x["actor"] == "c1" and x["op"] == "disconnect"]
+    assert cuts[0] == "drop", cuts
 
 
 def test_frames_go_straight_to_the_parser_on_asyncio(tmp_path: Path) -> None:
