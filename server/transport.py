@@ -164,6 +164,7 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
         watch = SilenceWatch(loop, silence, asyncio.current_task())
         receive = self.ws.receive
         sid = self.sid
+        cancelled = False
         try:
             while True:
                 try:
@@ -192,14 +193,18 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
                 except Exception:
                     log.exception("receive error on %s", sid)
         except asyncio.CancelledError:
-            if not watch.fired:
-                raise
-            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            # the silence watch's own cancel ends the loop; any other is passed on
+            # after the same cleanup (engine.io's loop swallows it)
+            cancelled = not watch.fired
+            if not cancelled:
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
         finally:
             watch.stop()
-        await self.queue.put(None)
+        self.queue.put_nowait(None)
         await writer
         await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def _write_queued(self, ws: PlainWebSocket) -> None:
         """engine.io's websocket writer: drain the queue until it yields None, then close."""
