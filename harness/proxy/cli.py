@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
 import click
 
+from faultlab import loops
 from faultlab.harness.proxy.server import serve
 
 
@@ -40,18 +38,9 @@ def command(
         level=log_level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    runner = loop_runner(loop_name)
-    sys.exit(runner(serve(host, port, config, seed, splice=relay == "splice")))
-
-
-def loop_runner(name: str) -> Callable[[Coroutine[Any, Any, int]], int]:
-    """`asyncio.run` or `uvloop.run`; a precise error if uvloop is asked for but absent."""
-    if name == "asyncio":
-        return asyncio.run
+    name = loops.DEFAULT_LOOP if loop_name == "auto" else loop_name
     try:
-        import uvloop
-    except ImportError:
-        if name == "uvloop":
-            raise click.UsageError("--loop uvloop: uvloop is not installed") from None
-        return asyncio.run
-    return uvloop.run
+        loops.loop_factory(name)
+    except loops.LoopUnavailable as exc:
+        raise click.UsageError(f"--loop {name}: {exc}") from None
+    sys.exit(loops.run(serve(host, port, config, seed, splice=relay == "splice"), name))
