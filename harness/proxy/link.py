@@ -13,6 +13,7 @@ once the chain has drained, so bytes are never reordered or dropped by a change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -38,6 +39,18 @@ def _discard(nbytes: int) -> None:
 READ_SIZE = 256 * 1024
 
 
+def _no_delay(sock: socket.socket | None) -> None:
+    """TCP_NODELAY, as Toxiproxy's Go sockets have: a relayed write goes out at once.
+
+    asyncio sets it only on sockets whose `proto` is IPPROTO_TCP, and the listener's
+    accepted sockets have proto 0, so without this the client side ran Nagle: a small
+    frame waited for the ACK of the one before it (up to the peer's delayed-ACK
+    timeout, ~40 ms, when the peer delays its ACKs)."""
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class Side(asyncio.BufferedProtocol):
     """One socket of a connection; reading stays paused until its link starts.
 
@@ -58,6 +71,7 @@ class Side(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        _no_delay(transport.get_extra_info("socket"))
         self.transport.pause_reading()
         self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.conn.side_made(self)

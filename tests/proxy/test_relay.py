@@ -25,6 +25,7 @@ from proxytools import (
     wait_until,
 )
 
+from faultlab import loops
 from faultlab.harness.proxy import splice
 from faultlab.harness.proxy.proxy import Proxy
 from faultlab.harness.proxy.toxics.base import REGISTRY, ToxicEntry
@@ -192,3 +193,38 @@ async def test_bytes_held_in_the_kernel_pipe_go_first_when_a_toxic_is_added() ->
         await talker.wait_closed()
     assert len(received) == len(payload)
     assert hashlib.sha256(received).digest() == hashlib.sha256(payload).digest()
+
+
+async def _both_sides_send_at_once() -> None:
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _reader.read()
+        writer.close()
+
+    upstream = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    proxy = Proxy("nodelay", "127.0.0.1:0", f"127.0.0.1:{port}", random.Random(1), splice=True)
+    await proxy.start()
+    host, _, listen_port = proxy.listen.rpartition(":")
+    _reader, writer = await asyncio.open_connection(host, int(listen_port))
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while not any(c.upstream.transport is not None for c in proxy.connections):
+            assert loop.time() < deadline, "the proxy never opened its upstream connection"
+            await asyncio.sleep(0.01)
+        (conn,) = proxy.connections
+        for side in (conn.client, conn.upstream):
+            sock = side.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        writer.close()
+        proxy.stop()
+        upstream.close()
+        await upstream.wait_closed()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_both_sockets_of_a_relayed_connection_send_small_writes_at_once(loop: str) -> None:
+    """TCP_NODELAY on the accepted side too, as Toxiproxy has: without it a relayed frame
+    waits for the ACK of the one before (~40 ms behind a peer that delays its ACKs)."""
+    loops.run(_both_sides_send_at_once(), loop)
