@@ -24,21 +24,14 @@ FROM actors
 """
 
 # Per run row: when the last converging client first showed it (NULL if one never did),
-# and when anyone first received it. One pass over `seen` per (actor, offset) serves both.
+# and when anyone first received it.
 STABLE = """
 CREATE TABLE stable AS
-WITH per_actor AS (
-  SELECT sid >> 32 AS aid, off, min(first_show) AS show_t, min(first_t) AS t
-  FROM seen GROUP BY 1, 2),
-per_off AS (
-  SELECT off, min(t) AS first_t,
-         max(show_t) FILTER (WHERE aid IN (SELECT aid FROM clients WHERE NOT left_run)) AS t
-  FROM per_actor GROUP BY off),
-missing AS (SELECT DISTINCT key FROM cand WHERE rank = getvariable('never_rank'))
+WITH missing AS (SELECT DISTINCT key FROM cand WHERE rank = getvariable('never_rank'))
 SELECT r.id, r.content,
        CASE WHEN r.content IN (SELECT key FROM missing) THEN NULL ELSE f.t END AS t,
        r.content IN (SELECT key FROM missing) AS missing, f.first_t
-FROM run_rows r LEFT JOIN per_off f ON f.off = r.id
+FROM run_rows r LEFT JOIN firsts f ON f.off = r.id
 """
 
 STABLE_LATENCY = """

@@ -3,14 +3,17 @@
 Names follow DESIGN §3.3/§3.4: `messages` (one per send, with its fate and store
 rows), `run_rows` (rows newer than run_start's store_max_id), `sessions` (display
 sessions), `dl` (every recv/show with its session, and whether the row at its offset
-holds its content; its content stays in `h`, read back only for the few bad ones) and
-`clients` (who must converge: not left, and displaying) and `seen` (per client,
-session and offset: how often it arrived and was shown).
+holds its content; its content stays in `h`, read back only for the few bad ones),
+`clients` (who must converge: not left, and displaying), `seen` (per client,
+session and offset: how often it arrived and was shown) and `firsts` (per offset:
+when anyone first received it, and when the last converging client first showed it,
+in any of its sessions).
 """
 
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -100,6 +103,13 @@ SELECT sid, off, count(*) FILTER (WHERE NOT shown) AS recvs,
        count(*) FILTER (WHERE shown) AS shows,
        min(t) AS first_t, min(t) FILTER (WHERE shown) AS first_show
 FROM dl WHERE off IS NOT NULL GROUP BY sid, off;
+
+CREATE TABLE firsts AS
+SELECT off, min(t) AS first_t,
+       max(show_t) FILTER (WHERE aid IN (SELECT aid FROM clients WHERE NOT left_run)) AS t
+FROM (SELECT sid >> 32 AS aid, off, min(first_show) AS show_t, min(first_t) AS t
+      FROM seen GROUP BY 1, 2)
+GROUP BY off;
 """
 
 # facts column -> (op, what is counted in its ops row)
@@ -112,9 +122,24 @@ COUNTS = {
 }
 
 
+# After `ops` and `facts`, two independent chains: the delivery tables and the
+# per-message tables. DuckDB releases the GIL while a statement runs, so the delivery
+# chain runs on a second cursor while this one plans and runs the other: each
+# statement's planning and its serial parts overlap the other chain's work.
+DELIVERY_TABLES = ("sessions", "actors", "spans", "dl", "clients", "seen", "firsts")
+MESSAGE_TABLES = ("msgs", "fate", "run_rows", "messages")
+
+
+def _run(cursor: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
+    with cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
 @functools.cache
-def _tables() -> str:
-    """TABLES with the per-op presence counts, the facts' counts and the malformed-line test.
+def _tables() -> dict[str, str]:
+    """Each statement of TABLES by the table it creates, with the per-op presence counts,
+    the facts' counts and the malformed-line test.
 
     Counting present values per op (one small GROUP BY) is cheaper than testing every
     line; the exact line is looked for only when some op lacks a required field."""
@@ -130,10 +155,12 @@ def _tables() -> str:
         + f", 0)::BIGINT AS {name}"
         for name, (op, what) in COUNTS.items()
     )
-    return TABLES.format(present=", ".join(f"count({f}) AS has_{f}" for f in fields),
-                         incomplete=incomplete, counts=counts,
-                         message_ops=op_in("op", *MESSAGE_OPS),
-                         deliveries=op_in("d.op", "recv", "show"))
+    sql = TABLES.format(present=", ".join(f"count({f}) AS has_{f}" for f in fields),
+                        incomplete=incomplete, counts=counts,
+                        message_ops=op_in("op", *MESSAGE_OPS),
+                        deliveries=op_in("d.op", "recv", "show"))
+    statements = [s for s in sql.split(";\n") if s.strip()]
+    return {s.split()[2]: s for s in statements}
 
 
 # (cheap test on the small tables, query returning the offending rowid, message); the
@@ -162,21 +189,26 @@ def build(con: duckdb.DuckDBPyConnection, history: Path, store: Path) -> list[st
     ).fetchone()
     if dup and dup[0] is not None:
         raise RunDirError(store, physical_line(store, dup[0]), "a second row with the same id")
-    statements = [s for s in _tables().split(";\n") if s.strip()]
-    con.execute(statements[0])
-    con.execute(statements[1])
-    if con.execute("SELECT bad FROM facts").fetchone() == (True,):
-        bad = con.execute(f"SELECT min(rowid) FROM h WHERE {BAD_ROW_SQL}").fetchone()
-        scan(history, line_problem)
-        raise RunDirError(history, physical_line(history, bad[0] if bad else 0), "malformed line")
-    for statement in statements[2:]:
-        con.execute(statement)
-    for test, query, message in CONSISTENCY:
-        if test is not None and con.execute(test).fetchone() != (True,):
-            continue
-        row = con.execute(query).fetchone()
-        if row and row[0] is not None:
-            raise RunDirError(history, physical_line(history, row[0]), message)
+    tables = _tables()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        deliveries = pool.submit(_run, con.cursor(), [tables[t] for t in DELIVERY_TABLES])
+        con.execute(tables["ops"])
+        con.execute(tables["facts"])
+        if con.execute("SELECT bad FROM facts").fetchone() == (True,):
+            deliveries.exception()
+            bad = con.execute(f"SELECT min(rowid) FROM h WHERE {BAD_ROW_SQL}").fetchone()
+            scan(history, line_problem)
+            raise RunDirError(history, physical_line(history, bad[0] if bad else 0),
+                              "malformed line")
+        for table in MESSAGE_TABLES:
+            con.execute(tables[table])
+        for test, query, message in CONSISTENCY:
+            if test is not None and con.execute(test).fetchone() != (True,):
+                continue
+            row = con.execute(query).fetchone()
+            if row and row[0] is not None:
+                raise RunDirError(history, physical_line(history, row[0]), message)
+        deliveries.result()
     warnings = []
     facts = con.execute("SELECT quiesced, run_starts FROM facts").fetchone()
     assert facts is not None
