@@ -65,12 +65,15 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
     """Packets put on the engine.io queue and not yet written by its writer task."""
     high: int
     """The transport's write-buffer high-water mark: a write that reaches it could wait."""
+    ping_timeout: float
+    """The server's, read once: `write_now` runs once per recipient of every broadcast."""
 
     def adopt(self, ws: WebSocketResponse, transport: asyncio.Transport | None) -> None:
         self.ws = ws
         self.transport = transport
         self.queued = self.queue.qsize()
         self.high = transport.get_write_buffer_limits()[1] if transport is not None else 0
+        self.ping_timeout = self.server.ping_timeout
 
     async def poll(self) -> list[eio_packet.Packet]:
         """The writer task's wait, without engine.io's idle timeout.
@@ -104,8 +107,11 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
 
         Every direct write goes through here. The broadcast calls it per recipient
         with the clock read once per batch (`now`), so no coroutine per socket; the
-        high-water mark is read at adoption (nothing here changes it). False leaves
-        the packet to the caller, which checks the ping timeout and takes the queue.
+        high-water mark and ping timeout are read at adoption (nothing changes
+        them). aiohttp's `closed` property is read as the attribute it returns
+        (`_closed`, checked by `test_transport_assumptions`), which saves a Python
+        call per recipient. False leaves the packet to the caller, which checks
+        the ping timeout and takes the queue.
         """
         transport = self.transport
         last = self.last_ping
@@ -113,8 +119,8 @@ class DirectSocket(AsyncSocket):  # type: ignore[misc]
             self.queued
             or self.closed
             or transport is None
-            or (last and now - last > self.server.ping_timeout)
-            or self.ws.closed
+            or (last and now - last > self.ping_timeout)
+            or self.ws._closed
             or transport.is_closing()
             or transport.get_write_buffer_size() + len(frames) >= self.high
         ):
