@@ -7,20 +7,47 @@ with the clients that kind names.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import duckdb
 
 from faultlab.harness.checker.invariants import ALL
+
+# The costly delivery invariants (a window over every show; an anti join over every
+# shown offset) run on a second cursor while this one runs the rest (`ordered`, which
+# sender_reordered reads, is a variable of this cursor only).
+SECOND = ("out_of_order", "never_delivered")
+
+
+def _findings(cursor: duckdb.DuckDBPyConnection, table: str, ranks: list[int]) -> str | None:
+    """Create `table` with every candidate of the given invariants (a gated one only if
+    its gate says it can name something); None when there was nothing to run."""
+    parts = [
+        f"SELECT {rank} AS rank, key, client, how FROM ({ALL[rank].sql})  -- {ALL[rank].kind}"
+        for rank in ranks
+        if ALL[rank].gate is None or cursor.execute(ALL[rank].gate).fetchone() == (True,)
+    ]
+    if not parts:
+        return None
+    cursor.execute(f"CREATE TABLE {table} AS " + "\nUNION ALL\n".join(parts))
+    return table
+
+
+def _on(cursor: duckdb.DuckDBPyConnection, table: str, ranks: list[int]) -> str | None:
+    with cursor:
+        return _findings(cursor, table, ranks)
 
 
 def classify(con: duckdb.DuckDBPyConnection, ordered: bool) -> None:
     """Create `cand` (every finding) and `verdict` (rank, key, msg, clients, how)."""
     con.execute(f"SET VARIABLE ordered = {'true' if ordered else 'false'}")
-    findings = "\nUNION ALL\n".join(
-        f"SELECT {rank} AS rank, key, client, how FROM ({invariant.sql})  -- {invariant.kind}"
-        for rank, invariant in enumerate(ALL)
-        if invariant.gate is None or con.execute(invariant.gate).fetchone() == (True,)
-    )
-    con.execute(f"CREATE TABLE cand AS {findings}")
+    second = [rank for rank, invariant in enumerate(ALL) if invariant.kind in SECOND]
+    first = [rank for rank in range(len(ALL)) if rank not in second]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        costly = pool.submit(_on, con.cursor(), "cand_costly", second)
+        tables = [_findings(con, "cand_rest", first), costly.result()]
+    con.execute("CREATE TABLE cand AS " + " UNION ALL ".join(
+        f"SELECT * FROM {table}" for table in tables if table is not None))
     con.execute(
         """
         CREATE TABLE verdict AS
