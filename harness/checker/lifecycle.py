@@ -17,17 +17,6 @@ import orjson
 from faultlab.harness.checker.loader import read_rows
 from faultlab.harness.checker.schema import MESSAGE_OPS, op_in
 
-FAULTS = f"""
-CREATE TABLE faults AS
-SELECT fault,
-       min(rowid) FILTER (WHERE op = 'fault_start') AS start_row,
-       min(t) FILTER (WHERE op = 'fault_start') AS start_t,
-       max(rowid) FILTER (WHERE op = 'fault_end') AS end_row,
-       max(t) FILTER (WHERE op = 'fault_end') AS end_t,
-       coalesce(min(kind) FILTER (WHERE op = 'fault_start'), min(kind)) AS kind
-FROM h WHERE {op_in('op', 'fault_start', 'fault_end')} GROUP BY fault
-"""
-
 LIFE = f"""
 CREATE TABLE life AS
 SELECT v.key, h.rowid AS row, h.t FROM verdict v JOIN h ON h.msg = v.msg
@@ -62,8 +51,7 @@ def lifecycles(con: duckdb.DuckDBPyConnection, history: Path
                ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
     """(key -> lifecycle events and store rows, key -> overlapping faults).
 
-    Creates `faults` (the metrics read it); a valid run has no lifecycle to read."""
-    con.execute(FAULTS)
+    Reads `faults` (built with the model); a valid run has no lifecycle to read."""
     if con.execute("SELECT count(*) FROM verdict").fetchone() == (0,):
         return {}, {}
     con.execute(LIFE)

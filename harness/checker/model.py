@@ -5,9 +5,9 @@ rows), `run_rows` (rows newer than run_start's store_max_id), `sessions` (displa
 sessions), `dl` (every recv/show with its session, and whether the row at its offset
 holds its content; its content stays in `h`, read back only for the few bad ones),
 `clients` (who must converge: not left, and displaying), `seen` (per client,
-session and offset: how often it arrived and was shown) and `firsts` (per offset:
+session and offset: how often it arrived and was shown), `firsts` (per offset:
 when anyone first received it, and when the last converging client first showed it,
-in any of its sessions).
+in any of its sessions), and `faults` (each fault's start and end).
 """
 
 from __future__ import annotations
@@ -63,6 +63,15 @@ FROM msgs m
 LEFT JOIN fate f USING (msg)
 LEFT JOIN (SELECT content, count(*) AS copies, min(id) AS first_id
            FROM run_rows GROUP BY content) s USING (content);
+
+CREATE TABLE faults AS
+SELECT fault,
+       min(rowid) FILTER (WHERE op = 'fault_start') AS start_row,
+       min(t) FILTER (WHERE op = 'fault_start') AS start_t,
+       max(rowid) FILTER (WHERE op = 'fault_end') AS end_row,
+       max(t) FILTER (WHERE op = 'fault_end') AS end_t,
+       coalesce(min(kind) FILTER (WHERE op = 'fault_start'), min(kind)) AS kind
+FROM h WHERE {fault_ops} GROUP BY fault;
 
 CREATE TABLE sessions AS
 SELECT actor, rowid AS start_row, t AS start_t, resume_from,
@@ -127,7 +136,7 @@ COUNTS = {
 # chain runs on a second cursor while this one plans and runs the other: each
 # statement's planning and its serial parts overlap the other chain's work.
 DELIVERY_TABLES = ("sessions", "actors", "spans", "dl", "clients", "seen", "firsts")
-MESSAGE_TABLES = ("msgs", "fate", "run_rows", "messages")
+MESSAGE_TABLES = ("msgs", "fate", "run_rows", "messages", "faults")
 
 
 def _run(cursor: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
@@ -158,7 +167,8 @@ def _tables() -> dict[str, str]:
     sql = TABLES.format(present=", ".join(f"count({f}) AS has_{f}" for f in fields),
                         incomplete=incomplete, counts=counts,
                         message_ops=op_in("op", *MESSAGE_OPS),
-                        deliveries=op_in("d.op", "recv", "show"))
+                        deliveries=op_in("d.op", "recv", "show"),
+                        fault_ops=op_in("op", "fault_start", "fault_end"))
     statements = [s for s in sql.split(";\n") if s.strip()]
     return {s.split()[2]: s for s in statements}
 
