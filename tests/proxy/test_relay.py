@@ -6,11 +6,12 @@ a pipe and duplicated socket descriptors per connection)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import psutil
 import pytest
@@ -30,6 +31,7 @@ from faultlab.harness.proxy import splice
 from faultlab.harness.proxy.proxy import Proxy
 from faultlab.harness.proxy.toxics.base import REGISTRY, ToxicEntry
 
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 MODES = [("splice", "asyncio"), ("copy", "asyncio"), ("splice", "uvloop"), ("copy", "uvloop")]
 
 
@@ -142,6 +144,21 @@ def test_closed_connections_give_back_every_descriptor(
     relay_server.call("DELETE", "/proxies/fds")
 
 
+@contextlib.asynccontextmanager
+async def _in_process_proxy(name: str, handle: Handler) -> AsyncIterator[Proxy]:
+    """A proxy in this process (its connections can be looked at) in front of `handle`."""
+    upstream = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    proxy = Proxy(name, "127.0.0.1:0", f"127.0.0.1:{port}", random.Random(1), splice=True)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+        upstream.close()
+        await upstream.wait_closed()
+
+
 async def test_bytes_held_in_the_kernel_pipe_go_first_when_a_toxic_is_added() -> None:
     """In-process, to see the splicer's state: the client does not read, so the
     downstream splicer ends up holding bytes in its pipe; adding a toxic then hands
@@ -155,42 +172,36 @@ async def test_bytes_held_in_the_kernel_pipe_go_first_when_a_toxic_is_added() ->
         await writer.drain()
         writer.close()
 
-    talker = await asyncio.start_server(talk, "127.0.0.1", 0)
-    port = talker.sockets[0].getsockname()[1]
-    proxy = Proxy("held", "127.0.0.1:0", f"127.0.0.1:{port}", random.Random(1), splice=True)
-    await proxy.start()
-    loop = asyncio.get_running_loop()
-    client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
-    client.setblocking(False)
-    try:
-        host, _, listen_port = proxy.listen.rpartition(":")
-        await loop.sock_connect(client, (host, int(listen_port)))
+    async with _in_process_proxy("held", talk) as proxy:
+        loop = asyncio.get_running_loop()
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        client.setblocking(False)
+        try:
+            host, _, listen_port = proxy.listen.rpartition(":")
+            await loop.sock_connect(client, (host, int(listen_port)))
 
-        def held() -> int:
-            conns = [c for c in proxy.connections if "downstream" in c.links]
-            splicer = conns[0].links["downstream"]._splicer if conns else None
-            return splicer._pending if splicer is not None else 0
+            def held() -> int:
+                conns = [c for c in proxy.connections if "downstream" in c.links]
+                splicer = conns[0].links["downstream"]._splicer if conns else None
+                return splicer._pending if splicer is not None else 0
 
-        deadline = loop.time() + 20
-        while held() == 0:
-            assert loop.time() < deadline, "the downstream pipe never held bytes"
-            await asyncio.sleep(0.01)
-        toxic = REGISTRY["latency"](latency=1)
-        proxy.add_toxic(ToxicEntry("lat", "latency", "downstream", "downstream", 1.0, toxic))
-        (conn,) = proxy.connections
-        assert conn.links["downstream"]._splicer is None
-        received = bytearray()
-        while len(received) < len(payload):
-            piece = await asyncio.wait_for(loop.sock_recv(client, 1 << 20), 20)
-            if not piece:
-                break
-            received.extend(piece)
-    finally:
-        client.close()
-        proxy.stop()
-        talker.close()
-        await talker.wait_closed()
+            deadline = loop.time() + 20
+            while held() == 0:
+                assert loop.time() < deadline, "the downstream pipe never held bytes"
+                await asyncio.sleep(0.01)
+            toxic = REGISTRY["latency"](latency=1)
+            proxy.add_toxic(ToxicEntry("lat", "latency", "downstream", "downstream", 1.0, toxic))
+            (conn,) = proxy.connections
+            assert conn.links["downstream"]._splicer is None
+            received = bytearray()
+            while len(received) < len(payload):
+                piece = await asyncio.wait_for(loop.sock_recv(client, 1 << 20), 20)
+                if not piece:
+                    break
+                received.extend(piece)
+        finally:
+            client.close()
     assert len(received) == len(payload)
     assert hashlib.sha256(received).digest() == hashlib.sha256(payload).digest()
 
@@ -200,27 +211,21 @@ async def _both_sides_send_at_once() -> None:
         await _reader.read()
         writer.close()
 
-    upstream = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = upstream.sockets[0].getsockname()[1]
-    proxy = Proxy("nodelay", "127.0.0.1:0", f"127.0.0.1:{port}", random.Random(1), splice=True)
-    await proxy.start()
-    host, _, listen_port = proxy.listen.rpartition(":")
-    _reader, writer = await asyncio.open_connection(host, int(listen_port))
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while not any(c.upstream.transport is not None for c in proxy.connections):
-            assert loop.time() < deadline, "the proxy never opened its upstream connection"
-            await asyncio.sleep(0.01)
-        (conn,) = proxy.connections
-        for side in (conn.client, conn.upstream):
-            sock = side.transport.get_extra_info("socket")
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-    finally:
-        writer.close()
-        proxy.stop()
-        upstream.close()
-        await upstream.wait_closed()
+    async with _in_process_proxy("nodelay", hold) as proxy:
+        host, _, listen_port = proxy.listen.rpartition(":")
+        _reader, writer = await asyncio.open_connection(host, int(listen_port))
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while not any(c.upstream.transport is not None for c in proxy.connections):
+                assert loop.time() < deadline, "the proxy never opened its upstream connection"
+                await asyncio.sleep(0.01)
+            (conn,) = proxy.connections
+            for side in (conn.client, conn.upstream):
+                sock = side.transport.get_extra_info("socket")
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        finally:
+            writer.close()
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
