@@ -97,7 +97,10 @@ class Emitter:
         frames = b"".join(text_frame(text) for text in texts)
         messages: list[eio_packet.Packet] | None = None
         now = time.time()
-        for sid, eio_sid in list(manager.get_participants(NAMESPACE, LIVE)):
+        # the room's (sid, eio_sid) pairs copied at once, as `get_participants` copies
+        # them, without a generator step per recipient
+        live = manager.rooms.get(NAMESPACE, {}).get(LIVE)
+        for sid, eio_sid in list(live.items()) if live is not None else ():
             if sid == skip_sid:
                 continue
             socket = sockets.get(eio_sid)
