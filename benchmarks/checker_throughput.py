@@ -7,6 +7,10 @@ run is a pure-Python reader (orjson per line + one pass that tallies ops and per
 fates), the baseline the engine was chosen against.
 
     .venv/bin/python benchmarks/checker_throughput.py --sizes 1e4,1e5,1e6,1e7 --repeat 3
+
+`--baseline DIR` also times the checker of another checkout (e.g. `git worktree add
+/tmp/checker-old <commit>`) on the same histories, alternating with this one child by
+child, so old and new are compared in the same minutes on a shared machine.
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ import orjson
 CACHE = Path("/tmp/faultlab-bench-checker")
 
 
-def _child_checker(run_dir: Path) -> dict[str, float]:
+def _child_checker(run_dir: Path, tree: str | None = None) -> dict[str, float]:
+    if tree is not None:
+        import faultlab.harness
+
+        faultlab.harness.__path__ = [str(Path(tree) / "harness")]
     from faultlab.harness.checker import check_run
 
     start = time.perf_counter()
@@ -53,6 +61,7 @@ def _child_peer(run_dir: Path) -> dict[str, float]:
 
 
 def _measure(kind: str, run_dir: Path, timeout: float) -> dict[str, float]:
+    """One fresh child: "checker", "peer" or "baseline=DIR" (the checker of DIR)."""
     done = subprocess.run(
         [sys.executable, __file__, "--child", kind, str(run_dir)],
         capture_output=True, timeout=timeout, check=True,
@@ -78,12 +87,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--peer-max", type=float, default=1e6,
                         help="largest size the pure-Python peer is run on")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="a checkout whose checker is timed too, alternating")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, run_dir = args.child
-        measure = _child_checker if kind == "checker" else _child_peer
-        sys.stdout.buffer.write(orjson.dumps(measure(Path(run_dir))))
+        if kind == "peer":
+            result = _child_peer(Path(run_dir))
+        else:
+            result = _child_checker(Path(run_dir), kind.partition("=")[2] or None)
+        sys.stdout.buffer.write(orjson.dumps(result))
         return
     print(f"machine: {os.cpu_count()} cpus, load average before {os.getloadavg()}")
     print("| events | MB | checker median s | events/s | ×time vs 10× fewer | CPU s "
@@ -94,7 +108,11 @@ def main() -> None:
         run_dir, events = _ensure(size, args.seed)
         mb = (run_dir / "history.jsonl").stat().st_size / 1e6
         timeout = 60 + size / 1e4
-        runs = [_measure("checker", run_dir, timeout) for _ in range(args.repeat)]
+        runs, base = [], []
+        for _ in range(args.repeat):
+            if args.baseline:
+                base.append(_measure(f"baseline={args.baseline}", run_dir, timeout))
+            runs.append(_measure("checker", run_dir, timeout))
         wall = statistics.median(r["wall"] for r in runs)
         cpu = statistics.median(r["cpu"] for r in runs)
         rss = max(r["rss_mb"] for r in runs)
@@ -106,6 +124,11 @@ def main() -> None:
         previous = wall
         print(f"| {events:,} | {mb:,.0f} | {wall:.3f} | {events / wall:,.0f} | {ratio} "
               f"| {cpu:.2f} | {rss:,.0f} | {peer} | {os.getloadavg()[0]:.1f} |", flush=True)
+        if base:
+            old = statistics.median(r["wall"] for r in base)
+            print(f"|   baseline | | {old:.3f} | {events / old:,.0f} | new/old {wall / old:.2f} "
+                  f"| {statistics.median(r['cpu'] for r in base):.2f} "
+                  f"| {max(r['rss_mb'] for r in base):,.0f} | | |", flush=True)
     print(f"load average after {os.getloadavg()}")
 
 
