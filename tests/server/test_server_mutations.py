@@ -181,6 +181,9 @@ async def _truncated_sync(url: str, db: Path) -> None:
         assert await c.send(f"m{i}", f"c-{i}") is None
     late = ChatClient(url)
     await late.connect()
+    # the catch-up's one row arrives before the socket goes live; "new" must be a
+    # live broadcast, not one that lands while the catch-up still reads the store
+    await late.wait_count(1)
     assert await c.send("new", "c-9") is None
     await late.wait_count(2)
     assert late.received == [("m0", 1), ("new", 4)]
