@@ -8,18 +8,17 @@ SIGTERM (or Ctrl-C) shuts down gracefully and exits 0.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import os
 import signal
 import sqlite3
 import sys
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
+from faultlab import loops
 from faultlab.server.config import LEVELS, RECOVERY_MODES, SYNCHRONOUS_MODES, ServerConfig
 from faultlab.server.failpoints import BadFailpoint, Failpoints
 from faultlab.server.mutations import MUTATIONS, BadMutation, Mutation
@@ -27,22 +26,6 @@ from faultlab.server.store import SchemaMismatch
 
 FAILPOINTS_ENV = "FAULTLAB_FAILPOINTS"
 ALLOW_MUTATIONS_ENV = "FAULTLAB_ALLOW_MUTATIONS"
-
-
-LOOPS = ("uvloop", "asyncio")
-DEFAULT_LOOP = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
-"""uvloop where it is installed (it is pinned for every platform but Windows)."""
-
-
-def loop_runner(name: str) -> Callable[[Coroutine[Any, Any, int]], int]:
-    """`asyncio.run` or `uvloop.run`; a precise error if uvloop is asked for but absent."""
-    if name == "asyncio":
-        return asyncio.run
-    try:
-        import uvloop
-    except ImportError:
-        _fail("--loop uvloop: uvloop is not installed (use --loop asyncio)")
-    return uvloop.run
 
 
 class OneLineErrors(click.Command):
@@ -171,8 +154,8 @@ async def _serve(config: ServerConfig, mutation: Mutation) -> int:
 @click.option(
     "--loop",
     "loop_name",
-    type=click.Choice(LOOPS),
-    default=DEFAULT_LOOP,
+    type=click.Choice(loops.LOOPS),
+    default=loops.DEFAULT_LOOP,
     show_default=True,
     help="Event loop: uvloop (libuv, as Node; less CPU per message) or the standard asyncio loop.",
 )
@@ -208,8 +191,11 @@ def command(
     from faultlab.server.app import quiet_libraries
 
     quiet_libraries()
-    runner = loop_runner(loop_name)
-    sys.exit(runner(_serve(config, mutation)))
+    try:
+        loops.loop_factory(loop_name)
+    except loops.LoopUnavailable as exc:
+        _fail(f"--loop {loop_name}: {exc}")
+    sys.exit(loops.run(_serve(config, mutation), loop_name))
 
 
 if __name__ == "__main__":
