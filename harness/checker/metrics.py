@@ -77,41 +77,54 @@ def summary(con: duckdb.DuckDBPyConnection, query: str) -> dict[str, float | Non
     return {"p50": _r(p50), "p95": _r(p95), "p99": _r(p99), "max": _r(top)}
 
 
-def metrics(con: duckdb.DuckDBPyConnection, never_rank: int) -> dict[str, Any]:
-    """Every metric of the verdict; needs `facts`, `cand` (for never_delivered), `faults`."""
-    cursor = con.execute(f"SELECT * FROM facts, ({PER_MESSAGE}), ({PER_ACTOR})")
-    names = [d[0] for d in cursor.description]
-    counts = dict(zip(names, cursor.fetchone() or (), strict=True))
-    reconnects = counts["connects"] - counts["connecting"]
+def counts(cursor: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """The metrics that do not depend on the classification (the run's counts, the
+    redeliveries, the ack latency): `judge` computes them on a second cursor while the
+    invariants run."""
+    row = cursor.execute(f"SELECT * FROM facts, ({PER_MESSAGE}), ({PER_ACTOR})")
+    names = [d[0] for d in row.description]
+    found = dict(zip(names, row.fetchone() or (), strict=True))
+    clients = cursor.execute("SELECT count(*) FROM clients").fetchone()
+    found["clients"] = clients[0] if clients else 0
+    found["redelivered"] = (cursor.execute(REDELIVERED).fetchone() or (0,))[0]
+    found["ack_latency"] = summary(cursor, ACK_LATENCY)
+    return found
+
+
+def metrics(con: duckdb.DuckDBPyConnection, never_rank: int,
+            counted: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every metric of the verdict; needs `facts`, `cand` (for never_delivered), `faults`,
+    and `counts(...)` when it was computed beforehand."""
+    base = counted if counted is not None else counts(con)
+    reconnects = base["connects"] - base["connecting"]
     con.execute(f"SET VARIABLE never_rank = {never_rank}")
     con.execute(STABLE)
-    clients = con.execute("SELECT count(*) FROM clients").fetchone()
-    duration = _r(counts["duration"])
+    duration = _r(base["duration"])
     recovery = [
         {"fault": orjson.loads(fault), "kind": kind, "seconds": _r(seconds)}
         for fault, kind, seconds in con.execute(RECOVERY).fetchall()
     ]
     return {
-        "sends": counts["sends"],
-        "attempts": counts["attempts"],
-        "retries": counts["retries"],
-        "acks": counts["acks"],
-        "rejects": counts["rejects"],
-        "give_ups": counts["give_ups"],
+        "sends": base["sends"],
+        "attempts": base["attempts"],
+        "retries": base["retries"],
+        "acks": base["acks"],
+        "rejects": base["rejects"],
+        "give_ups": base["give_ups"],
         "reconnects": reconnects,
-        "recovered": counts["recovered"],
-        "recovered_ratio": _r(counts["recovered"] / reconnects) if reconnects else None,
-        "redelivered": (con.execute(REDELIVERED).fetchone() or (0,))[0],
-        "recvs": counts["recvs"],
-        "shows": counts["shows"],
-        "show_rate": _r(counts["shows"] / duration) if duration else None,
-        "sessions": counts["sessions"],
-        "clients": clients[0] if clients else 0,
-        "left": counts["left_clients"],
-        "faults": counts["faults"],
+        "recovered": base["recovered"],
+        "recovered_ratio": _r(base["recovered"] / reconnects) if reconnects else None,
+        "redelivered": base["redelivered"],
+        "recvs": base["recvs"],
+        "shows": base["shows"],
+        "show_rate": _r(base["shows"] / duration) if duration else None,
+        "sessions": base["sessions"],
+        "clients": base["clients"],
+        "left": base["left_clients"],
+        "faults": base["faults"],
         "duration": duration,
-        "converged": bool(counts["quiesced"]),
-        "ack_latency": summary(con, ACK_LATENCY),
+        "converged": bool(base["quiesced"]),
+        "ack_latency": base["ack_latency"],
         "stable_latency": summary(con, STABLE_LATENCY),
         "recovery_time": recovery,
     }
