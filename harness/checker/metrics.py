@@ -23,6 +23,17 @@ SELECT count(*) FILTER (WHERE connects) AS connecting,
 FROM actors
 """
 
+# Per offset: when anyone first received it, and when the last converging client first
+# showed it, in any of its sessions.
+FIRSTS = """
+CREATE TABLE firsts AS
+SELECT off, min(t) AS first_t,
+       max(show_t) FILTER (WHERE aid IN (SELECT aid FROM clients WHERE NOT left_run)) AS t
+FROM (SELECT sid >> 32 AS aid, off, min(first_show) AS show_t, min(first_t) AS t
+      FROM seen GROUP BY 1, 2)
+GROUP BY off
+"""
+
 # Per run row: when the last converging client first showed it (NULL if one never did),
 # and when anyone first received it.
 STABLE = """
@@ -79,8 +90,9 @@ def summary(con: duckdb.DuckDBPyConnection, query: str) -> dict[str, float | Non
 
 def counts(cursor: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """The metrics that do not depend on the classification (the run's counts, the
-    redeliveries, the ack latency): `judge` computes them on a second cursor while the
-    invariants run."""
+    redeliveries, the ack latency), and the table `firsts`: `judge` runs this on a
+    second cursor while the invariants run."""
+    cursor.execute(FIRSTS)
     row = cursor.execute(f"SELECT * FROM facts, ({PER_MESSAGE}), ({PER_ACTOR})")
     names = [d[0] for d in row.description]
     found = dict(zip(names, row.fetchone() or (), strict=True))
@@ -93,7 +105,7 @@ def counts(cursor: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 
 def metrics(con: duckdb.DuckDBPyConnection, never_rank: int,
             counted: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Every metric of the verdict; needs `facts`, `cand` (for never_delivered), `faults`,
+    """Every metric of the verdict; needs the model's tables, `cand` (for never_delivered),
     and `counts(...)` when it was computed beforehand."""
     base = counted if counted is not None else counts(con)
     reconnects = base["connects"] - base["connecting"]

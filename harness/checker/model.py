@@ -5,9 +5,9 @@ rows), `run_rows` (rows newer than run_start's store_max_id), `sessions` (displa
 sessions), `dl` (every recv/show with its session, and whether the row at its offset
 holds its content; its content stays in `h`, read back only for the few bad ones),
 `clients` (who must converge: not left, and displaying), `seen` (per client,
-session and offset: how often it arrived and was shown), `firsts` (per offset:
-when anyone first received it, and when the last converging client first showed it,
-in any of its sessions), and `faults` (each fault's start and end).
+session and offset: how often it arrived and was shown), and `faults` (each fault's
+start and end). `firsts`, which only the metrics read, is built with them
+(`metrics.counts`).
 """
 
 from __future__ import annotations
@@ -113,12 +113,6 @@ SELECT sid, off, count(*) FILTER (WHERE NOT shown) AS recvs,
        min(t) AS first_t, min(t) FILTER (WHERE shown) AS first_show
 FROM dl WHERE off IS NOT NULL GROUP BY sid, off;
 
-CREATE TABLE firsts AS
-SELECT off, min(t) AS first_t,
-       max(show_t) FILTER (WHERE aid IN (SELECT aid FROM clients WHERE NOT left_run)) AS t
-FROM (SELECT sid >> 32 AS aid, off, min(first_show) AS show_t, min(first_t) AS t
-      FROM seen GROUP BY 1, 2)
-GROUP BY off;
 """
 
 # facts column -> (op, what is counted in its ops row)
@@ -135,7 +129,7 @@ COUNTS = {
 # per-message tables. DuckDB releases the GIL while a statement runs, so the delivery
 # chain runs on a second cursor while this one plans and runs the other: each
 # statement's planning and its serial parts overlap the other chain's work.
-DELIVERY_TABLES = ("sessions", "actors", "spans", "dl", "clients", "seen", "firsts")
+DELIVERY_TABLES = ("sessions", "actors", "spans", "dl", "clients", "seen")
 MESSAGE_TABLES = ("msgs", "fate", "run_rows", "messages", "faults")
 
 
