@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 from aiohttp import web
+from ws_app import websocket_app
 
 from faultlab.server.transport import text_frame
 
@@ -21,20 +22,10 @@ async def test_frames_of_every_length_class_arrive_as_their_text(size: int) -> N
         await ws.receive()
         return ws
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.ws_connect(f"ws://127.0.0.1:{port}/", max_msg_size=2**20) as ws,
-        ):
-            got = [await ws.receive(timeout=10) for _ in texts]
-            await ws.close()
-    finally:
-        await runner.cleanup()
+    async with (
+        websocket_app(handler) as url, aiohttp.ClientSession() as http,
+        http.ws_connect(url, max_msg_size=2**20) as ws,
+    ):
+        got = [await ws.receive(timeout=10) for _ in texts]
+        await ws.close()
     assert [(m.type, m.data) for m in got] == [(aiohttp.WSMsgType.TEXT, t) for t in texts]

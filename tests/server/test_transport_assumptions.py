@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 from aiohttp import web
+from ws_app import websocket_app
 
 
 async def test_websocket_closed_is_the_closed_attribute_through_a_real_close() -> None:
@@ -17,19 +18,9 @@ async def test_websocket_closed_is_the_closed_attribute_through_a_real_close() -
         seen.append((ws.closed, ws._closed))
         return ws
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.ws_connect(f"ws://127.0.0.1:{port}/") as ws,
-        ):
-            await ws.close()
-    finally:
-        await runner.cleanup()
+    async with (
+        websocket_app(handler) as url, aiohttp.ClientSession() as http,
+        http.ws_connect(url) as ws,
+    ):
+        await ws.close()
     assert seen == [(False, False), (True, True)]
