@@ -71,7 +71,8 @@ class History:
         """`recv`, then `show` if the receive policy displayed it: the hot path of a run,
         so one call, one clock read and one write for both lines. The lines are an
         actor's byte templates (`_receive_templates`) filled with the JSON of four
-        values: the same bytes as encoding the two dicts, at about half the cost."""
+        values: the same bytes as encoding the two dicts, about a third cheaper (1.5 against
+        2.2 µs per receive in a micro-benchmark)."""
         t = (_clock_ns() - self._t0_ns) // 1000 / 1e6
         write = self._write
         if write is not None:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 import orjson
@@ -24,7 +23,6 @@ from faultlab.harness.checker.schema import HISTORY_FORMAT
 from faultlab.harness.checker.synth import ORDERED_LEVELS
 
 MEMORY_LIMIT = "1400MB"
-T = TypeVar("T")
 
 
 def _connect(spill: Path) -> duckdb.DuckDBPyConnection:
@@ -52,7 +50,7 @@ def judge(history: Path, store: Path, level: str | None = None
         if level is None:
             warnings.append("level unknown: sender order checked as if promised")
         with ThreadPoolExecutor(max_workers=1) as pool:
-            counted = pool.submit(_with_cursor, con.cursor(), metrics.counts)
+            counted = pool.submit(model.on_cursor, con.cursor(), metrics.counts)
             classify.classify(con, ordered)
             events, faults = lifecycle.lifecycles(con, history)
             found = verdict.violations(con, events, faults)
@@ -66,20 +64,13 @@ def _load(con: duckdb.DuckDBPyConnection, history: Path, store: Path) -> list[st
     """Tables `h` and `store`, read side by side (the store on a second cursor); a bad
     history is reported before a bad store, as if they were read one after the other."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        stored = pool.submit(_with_cursor, con.cursor(), loader.load_store, store)
+        stored = pool.submit(model.on_cursor, con.cursor(), loader.load_store, store)
         try:
             warnings = loader.load_history(con, history)
         except BaseException:
             stored.exception()  # let it finish before the connection goes
             raise
         return warnings + stored.result()
-
-
-def _with_cursor(cursor: duckdb.DuckDBPyConnection,
-                 work: Callable[..., T], *args: Any) -> T:
-    """`work(cursor, *args)` on a cursor of its own (for a second thread), then closed."""
-    with cursor:
-        return work(cursor, *args)
 
 
 def _close_behind(con: duckdb.DuckDBPyConnection, spill: tempfile.TemporaryDirectory[str]

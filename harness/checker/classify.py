@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import duckdb
 
 from faultlab.harness.checker.invariants import ALL
+from faultlab.harness.checker.model import on_cursor
 
 # The costly delivery invariants (a window over every show; an anti join over every
 # shown offset) run on a second cursor while this one runs the rest (`ordered`, which
@@ -33,18 +34,13 @@ def _findings(cursor: duckdb.DuckDBPyConnection, table: str, ranks: list[int]) -
     return table
 
 
-def _on(cursor: duckdb.DuckDBPyConnection, table: str, ranks: list[int]) -> str | None:
-    with cursor:
-        return _findings(cursor, table, ranks)
-
-
 def classify(con: duckdb.DuckDBPyConnection, ordered: bool) -> None:
     """Create `cand` (every finding) and `verdict` (rank, key, msg, clients, how)."""
     con.execute(f"SET VARIABLE ordered = {'true' if ordered else 'false'}")
     second = [rank for rank, invariant in enumerate(ALL) if invariant.kind in SECOND]
     first = [rank for rank in range(len(ALL)) if rank not in second]
     with ThreadPoolExecutor(max_workers=1) as pool:
-        costly = pool.submit(_on, con.cursor(), "cand_costly", second)
+        costly = pool.submit(on_cursor, con.cursor(), _findings, "cand_costly", second)
         tables = [_findings(con, "cand_rest", first), costly.result()]
     con.execute("CREATE TABLE cand AS " + " UNION ALL ".join(
         f"SELECT * FROM {table}" for table in tables if table is not None))

@@ -104,10 +104,9 @@ def counts(cursor: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 
 
 def metrics(con: duckdb.DuckDBPyConnection, never_rank: int,
-            counted: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Every metric of the verdict; needs the model's tables, `cand` (for never_delivered),
-    and `counts(...)` when it was computed beforehand."""
-    base = counted if counted is not None else counts(con)
+            base: dict[str, Any]) -> dict[str, Any]:
+    """Every metric of the verdict; needs the model's tables, `cand` (for never_delivered)
+    and what `counts` found."""
     reconnects = base["connects"] - base["connecting"]
     con.execute(f"SET VARIABLE never_rank = {never_rank}")
     con.execute(STABLE)

@@ -13,8 +13,10 @@ start and end). `firsts`, which only the metrics read, is built with them
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -27,6 +29,8 @@ from faultlab.harness.checker.schema import (
     line_problem,
     op_in,
 )
+
+T = TypeVar("T")
 
 TABLES = """
 CREATE TABLE ops AS SELECT op, count(*) AS rows, {present},
@@ -112,7 +116,6 @@ SELECT sid, off, count(*) FILTER (WHERE NOT shown) AS recvs,
        count(*) FILTER (WHERE shown) AS shows,
        min(t) AS first_t, min(t) FILTER (WHERE shown) AS first_show
 FROM dl WHERE off IS NOT NULL GROUP BY sid, off;
-
 """
 
 # facts column -> (op, what is counted in its ops row)
@@ -133,10 +136,15 @@ DELIVERY_TABLES = ("sessions", "actors", "spans", "dl", "clients", "seen")
 MESSAGE_TABLES = ("msgs", "fate", "run_rows", "messages", "faults")
 
 
-def _run(cursor: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
+def on_cursor(cursor: duckdb.DuckDBPyConnection, work: Callable[..., T], *args: Any) -> T:
+    """`work(cursor, *args)` on a cursor of its own (for a second thread), then closed."""
     with cursor:
-        for statement in statements:
-            cursor.execute(statement)
+        return work(cursor, *args)
+
+
+def _execute_all(cursor: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
+    for statement in statements:
+        cursor.execute(statement)
 
 
 @functools.cache
@@ -195,7 +203,8 @@ def build(con: duckdb.DuckDBPyConnection, history: Path, store: Path) -> list[st
         raise RunDirError(store, physical_line(store, dup[0]), "a second row with the same id")
     tables = _tables()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        deliveries = pool.submit(_run, con.cursor(), [tables[t] for t in DELIVERY_TABLES])
+        deliveries = pool.submit(on_cursor, con.cursor(), _execute_all,
+                                 [tables[t] for t in DELIVERY_TABLES])
         con.execute(tables["ops"])
         con.execute(tables["facts"])
         if con.execute("SELECT bad FROM facts").fetchone() == (True,):
