@@ -109,7 +109,9 @@ def _load(con: duckdb.DuckDBPyConnection, table: str, path: Path, columns: dict[
     )
     try:
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {reader}")
-    except duckdb.Error as exc:
+    except (duckdb.Error, UnicodeDecodeError) as exc:
+        # UnicodeDecodeError: DuckDB's message quoted the bad line cut mid-character, and
+        # the binding could not decode it; the exact scan names the line either way
         scan(path, problem)
         raise RunDirError(path, None, f"unreadable: {exc}") from None
     if tail is not None:
