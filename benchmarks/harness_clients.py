@@ -9,6 +9,8 @@ Three figures, in one run, against the reference server behind the embedded prox
    seconds; the harness process's own CPU time (server and proxy are other
    processes) over the steady state (connects excluded), divided by the `recv`
    events recorded (`show` recorded too) — lean client, then the stock client;
+   `sleeps_per_send` counts the times the process blocked per sent message (each a
+   wake-up: `benchmarks/wake_cost.py` measures what one costs on this machine);
 3. recording overhead: the lean phase again with `History(None)`.
 
 Every phase runs in a fresh event loop of the harness's default kind (uvloop, as
@@ -173,7 +175,8 @@ async def cpu_figure(cluster: Cluster, kind: str, record: bool, n: int, rate: fl
             "wall_s": wall, "cpu_s": cpu, "cpu_us_per_msg": cpu / max(got, 1) * 1e6,
             "harness_cpu_share": cpu / wall,
             "sys_share": (use1.ru_stime - use0.ru_stime) / max(cpu, 1e-9),
-            "minor_faults_per_msg": (use1.ru_minflt - use0.ru_minflt) / max(got, 1)}
+            "minor_faults_per_msg": (use1.ru_minflt - use0.ru_minflt) / max(got, 1),
+            "sleeps_per_send": (use1.ru_nvcsw - use0.ru_nvcsw) / max(count, 1)}
 
 
 def runner(loop: str) -> Callable[[Coroutine[Any, Any, Any]], Any]:
