@@ -237,7 +237,7 @@ if __name__ == "__main__":
                         help="rounds of the CPU phases (order alternating); medians reported")
     parser.add_argument("--only", nargs="+", choices=("lean", "stock"), default=["lean", "stock"],
                         help="which clients' CPU phases to run")
-    parser.add_argument("--loops", nargs="+", choices=("asyncio", "uvloop"),
+    parser.add_argument("--loops", nargs="+", choices=loops.LOOPS,
                         default=[loops.DEFAULT_LOOP],
                         help="the harness process's event loop(s), compared in one run")
     main(parser.parse_args())

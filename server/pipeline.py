@@ -7,7 +7,8 @@ the broadcast is driven from the commit, not from handlers, and the last step
 of every catch-up (the rows after its cursor, then entering the live room) runs
 on the same task, between two batches, where no broadcast can interleave.
 
-Per batch: one INSERT ... RETURNING and one COMMIT, then per new row the
+Per batch: one INSERT (with RETURNING only when it holds several rows: one row's id
+is the cursor's `lastrowid`) and one COMMIT, then per new row the
 `after_commit` and `before_broadcast` failpoints, the broadcast (all the batch's
 rows in one write per socket unless a `before_broadcast` failpoint is armed or a
 mutation is active), and finally the acks (this server acks after it broadcasts):
