@@ -11,7 +11,13 @@ Three figures, in one run, against the reference server behind the embedded prox
    events recorded (`show` recorded too) — lean client, then the stock client;
    `sleeps_per_send` counts the times the process blocked per sent message (each a
    wake-up: `benchmarks/wake_cost.py` measures what one costs on this machine);
-3. recording overhead: the lean phase again with `History(None)`.
+3. recording overhead: the lean phase again, with the history switched on and off in
+   turns of `--window` seconds (on, off, off, on, ...; off is what `History(None)`
+   does) inside the one run. Each window's CPU per received message is measured;
+   the overhead is the pooled CPU per message of the on windows against the off
+   windows. Separate phases with and without a history differed by −11 % to +31 %
+   from run to run on this machine, because the host's speed drifts by more than
+   the recording costs; windows a second apart share that drift.
 
 Every phase runs in a fresh event loop of the harness's default kind (uvloop, as
 `faultlab run` and the scenarios use; `faultlab.loops`); `--loops uvloop asyncio`
@@ -30,6 +36,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import itertools
 import platform
 import random
 import resource
@@ -53,7 +60,10 @@ from faultlab.harness.history import History
 from faultlab.harness.rundir import create_run_dir
 from faultlab.harness.targets import load_target
 
-PHASES = (("lean", True), ("lean", False), ("stock", True))
+# (client, recording): True records everything; "alternate" switches it in turns.
+PHASES: tuple[tuple[str, bool | str], ...] = (
+    ("lean", True), ("lean", "alternate"), ("stock", True),
+)
 
 
 async def until(cond: Callable[[], bool], what: str, deadline: float) -> None:
@@ -126,10 +136,40 @@ async def connect_figure(cluster: Cluster, n: int, out: Path) -> dict[str, float
     }
 
 
-async def cpu_figure(cluster: Cluster, kind: str, record: bool, n: int, rate: float,
-                     duration: float, out: Path) -> dict[str, float]:
+async def alternate(history: History, clients: list[Any], window: float,
+                    windows: list[tuple[bool, float, int]]) -> None:
+    """Switch recording on and off in turns of `window` seconds (on, off, off, on: a
+    steady drift cancels within each four), appending (on, CPU seconds, messages
+    received) per window. Off is `History(None)`'s state: no write function."""
+    write = history._write  # the switch History(None) sets
+    cpu, got = time.process_time(), received_by(clients)
+    try:
+        for i in itertools.count():
+            on = i % 4 in (0, 3)
+            history._write = write if on else None
+            await asyncio.sleep(window)
+            cpu1, got1 = time.process_time(), received_by(clients)
+            windows.append((on, cpu1 - cpu, got1 - got))
+            cpu, got = cpu1, got1
+    finally:
+        history._write = write
+
+
+def paired_overhead(windows: list[tuple[bool, float, int]]) -> dict[str, float]:
+    """CPU per message with and without recording, pooled over whole on/off/off/on
+    groups of windows, and the overhead between them."""
+    whole = windows[: len(windows) // 4 * 4]
+    pooled = {on: (sum(c for o, c, _ in whole if o is on), sum(g for o, _, g in whole if o is on))
+              for on in (True, False)}
+    rec, bare = (pooled[on][0] / max(pooled[on][1], 1) * 1e6 for on in (True, False))
+    return {"windows": len(whole), "rec_us_per_msg": rec, "bare_us_per_msg": bare,
+            "overhead": rec / bare - 1 if bare else float("nan")}
+
+
+async def cpu_figure(cluster: Cluster, kind: str, record: bool | str, n: int, rate: float,
+                     duration: float, out: Path, window: float = 1.0) -> dict[str, Any]:
     """Harness CPU per received message in steady state (connects excluded)."""
-    path = out / f"cpu-{kind}-{'rec' if record else 'norec'}.jsonl" if record else None
+    path = out / f"cpu-{kind}-{record}.jsonl" if record else None
     async with (
         History(path) as history,
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
@@ -155,11 +195,18 @@ async def cpu_figure(cluster: Cluster, kind: str, record: bool, n: int, rate: fl
             loop = asyncio.get_running_loop()
             start = loop.time()
             count = int(rate * duration)
+            windows: list[tuple[bool, float, int]] = []
+            switch = (asyncio.ensure_future(alternate(history, clients, window, windows))
+                      if record == "alternate" else None)
             for i in range(count):
                 wait = start + i / rate - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
                 await sender.send(f"{kind}:{record}:{i}")
+            if switch is not None:
+                switch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await switch
             expected = base + count * n
             with contextlib.suppress(TimeoutError):
                 await until(lambda: received_by(clients) >= expected, "all received", 30)
@@ -176,7 +223,8 @@ async def cpu_figure(cluster: Cluster, kind: str, record: bool, n: int, rate: fl
             "harness_cpu_share": cpu / wall,
             "sys_share": (use1.ru_stime - use0.ru_stime) / max(cpu, 1e-9),
             "minor_faults_per_msg": (use1.ru_minflt - use0.ru_minflt) / max(got, 1),
-            "sleeps_per_send": (use1.ru_nvcsw - use0.ru_nvcsw) / max(count, 1)}
+            "sleeps_per_send": (use1.ru_nvcsw - use0.ru_nvcsw) / max(count, 1),
+            **(paired_overhead(windows) if record == "alternate" else {})}
 
 
 def runner(loop: str) -> Callable[[Coroutine[Any, Any, Any]], Any]:
@@ -189,10 +237,11 @@ async def connect_phase(args: argparse.Namespace, out: Path) -> None:
         print("connect:", await connect_figure(c, args.connect_clients, out))
 
 
-async def cpu_phase(args: argparse.Namespace, out: Path, kind: str, record: bool,
+async def cpu_phase(args: argparse.Namespace, out: Path, kind: str, record: bool | str,
                     name: str) -> dict[str, Any]:
     async with phase_cluster(out, name) as c:
-        return await cpu_figure(c, kind, record, args.clients, args.rate, args.duration, out)
+        return await cpu_figure(c, kind, record, args.clients, args.rate, args.duration, out,
+                                args.window)
 
 
 def phase_cluster(out: Path, name: str) -> Cluster:
@@ -209,20 +258,29 @@ def main(args: argparse.Namespace) -> None:
         runner(args.loops[0])(connect_phase(args, out))
     phases = [(kind, record, loop) for loop in args.loops for kind, record in PHASES
               if kind in args.only]
-    per: dict[tuple[str, bool, str], list[float]] = {}
+    per: dict[tuple[str, bool | str, str], list[float]] = {}
+    overheads: dict[str, list[dict[str, float]]] = {}
     for r_ in range(args.rounds):
         for kind, record, loop in phases if r_ % 2 == 0 else phases[::-1]:  # no order bias
             r = runner(loop)(cpu_phase(args, out, kind, record, f"{kind}-{record}-{loop}-{r_}"))
             per.setdefault((kind, record, loop), []).append(r["cpu_us_per_msg"])
+            if record == "alternate":
+                overheads.setdefault(loop, []).append(r)
             print("cpu:", {"loop": loop, "load1": round(psutil.getloadavg()[0], 1),
                            **{k: round(v, 3) if isinstance(v, float) else v
                               for k, v in r.items()}})
     nan = [float("nan")]
     for loop in args.loops:
-        lean, bare, stock = (statistics.median(per.get((k, rec, loop), nan)) for k, rec in PHASES)
+        lean, _, stock = (statistics.median(per.get((k, rec, loop), nan)) for k, rec in PHASES)
+        paired = overheads.get(loop, [])
+        overhead = statistics.median([p["overhead"] for p in paired] or nan)
+        rec, bare = (statistics.median([p[key] for p in paired] or nan)
+                     for key in ("rec_us_per_msg", "bare_us_per_msg"))
+        rounds = ", ".join(f"{p['overhead'] * 100:+.1f}" for p in paired)
         print(f"[{loop}] median lean CPU per received message: {lean:.1f} µs "
               f"(stock {stock:.1f} µs, stock/lean {stock / lean:.1f}x); recording overhead "
-              f"{(lean / bare - 1) * 100:+.1f} % ({bare:.1f} -> {lean:.1f} µs)")
+              f"{overhead * 100:+.1f} % (alternating windows: {bare:.1f} -> {rec:.1f} µs; "
+              f"per round {rounds} %)")
     print(f"load average at the end: {psutil.getloadavg()}; peak RSS of this process: "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
@@ -235,6 +293,8 @@ if __name__ == "__main__":
     parser.add_argument("--connect-clients", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of the CPU phases (order alternating); medians reported")
+    parser.add_argument("--window", type=float, default=1.0,
+                        help="seconds per recording on/off window of the overhead phase")
     parser.add_argument("--only", nargs="+", choices=("lean", "stock"), default=["lean", "stock"],
                         help="which clients' CPU phases to run")
     parser.add_argument("--loops", nargs="+", choices=loops.LOOPS,
