@@ -90,7 +90,8 @@ class StoreLock:
     @classmethod
     async def prepare(cls, supervisor: Supervisor, db: Path, log_path: Path, *,
                       mode: str = "immediate", deadline: float = 10.0) -> StoreLock:
-        """Start the helper and wait until it is ready to lock (it holds nothing yet)."""
+        """Start the helper and wait until it is ready to lock (it holds nothing yet).
+        `deadline` is its busy timeout: how long `acquire` waits for writers in flight."""
         if mode not in LOCK_MODES:
             raise ValueError(f"lock mode must be one of {', '.join(LOCK_MODES)}, not {mode!r}")
         argv = [sys.executable, "-m", "faultlab.harness.store", "lock", str(db), "--mode",
@@ -121,20 +122,6 @@ class StoreLock:
                 raise ChildFailed(f"store-lock {failure}; log {self.log_path}, last lines:\n"
                                   f"{tail or '    (no output)'}")
             await asyncio.sleep(0.005)
-
-
-async def hold_write_lock(
-    supervisor: Supervisor, db: Path, log_path: Path, *, mode: str = "immediate",
-    deadline: float = 10.0,
-) -> Child:
-    """Start a process that holds a write lock on `db` until it is stopped.
-
-    The helper waits up to `deadline` for writers in flight to finish (its busy
-    timeout); returns once the lock is held; `child.kill()` releases it.
-    """
-    lock = await StoreLock.prepare(supervisor, db, log_path, mode=mode, deadline=deadline)
-    await lock.acquire()
-    return lock.child
 
 
 def _hold(db: str, mode: str, wait: float, armed: bool) -> int:

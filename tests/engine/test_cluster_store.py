@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from faultlab.harness.processes import ChildFailed, Supervisor
-from faultlab.harness.store import hold_write_lock, max_id, read_rows, snapshot
+from faultlab.harness.store import StoreLock, max_id, read_rows, snapshot
 from faultlab.harness.targets import load_target
 
 SPEC = load_target().store
@@ -58,18 +58,22 @@ async def test_write_lock_is_held_by_another_process_until_killed(tmp_path: Path
     db = tmp_path / "s.db"
     make_store(db, [(None, "a")], wal=False)
     async with Supervisor() as sup:
-        child = await hold_write_lock(sup, db, tmp_path / "lock.log", mode=mode)
-        assert child.pid != psutil.Process().pid
+        lock = await StoreLock.prepare(sup, db, tmp_path / "lock.log", mode=mode)
         conn = sqlite3.connect(db, timeout=0.05)
+        conn.execute("INSERT INTO messages (content) VALUES ('before')")  # armed, not held
+        conn.commit()
+        await lock.acquire()
+        child = lock.child
+        assert child.pid != psutil.Process().pid
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             conn.execute("INSERT INTO messages (content) VALUES ('blocked')")
-        await child.kill()
+        await lock.release()
         conn.execute("INSERT INTO messages (content) VALUES ('free')")
         conn.commit()
         conn.close()
         pid = child.pid
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    assert [r["content"] for r in read_rows(SPEC, db)] == ["a", "free"]
+    assert [r["content"] for r in read_rows(SPEC, db)] == ["a", "before", "free"]
 
 
 async def test_write_lock_that_cannot_be_taken_says_so(tmp_path: Path) -> None:
@@ -80,7 +84,8 @@ async def test_write_lock_that_cannot_be_taken_says_so(tmp_path: Path) -> None:
     try:
         async with Supervisor() as sup:
             with pytest.raises(ChildFailed) as info:
-                await hold_write_lock(sup, db, tmp_path / "lock.log", deadline=0.2)
+                lock = await StoreLock.prepare(sup, db, tmp_path / "lock.log", deadline=0.2)
+                await lock.acquire()
     finally:
         holder.rollback()
         holder.close()
