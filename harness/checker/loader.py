@@ -137,9 +137,16 @@ def load_history(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
 
 
 def load_store(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
-    """Table `store` (id, client_offset, content); returns warnings."""
-    return _load(con, "store", path, STORE_COLUMNS, row_problem,
-                 "id IS NULL OR content IS NULL")
+    """Table `store` (id, client_offset, content) with unique ids; returns warnings."""
+    warnings = _load(con, "store", path, STORE_COLUMNS, row_problem,
+                     "id IS NULL OR content IS NULL")
+    dup = con.execute(
+        "SELECT min(rowid) FROM (SELECT rowid, count(*) OVER (PARTITION BY id) AS n "
+        "FROM store) WHERE n > 1"
+    ).fetchone()
+    if dup and dup[0] is not None:
+        raise RunDirError(path, physical_line(path, dup[0]), "a second row with the same id")
+    return warnings
 
 
 def read_rows(path: Path, rows: set[int]) -> dict[int, dict[str, Any]]:

@@ -54,7 +54,7 @@ FROM per GROUP BY off
 # and when anyone first received it.
 STABLE = """
 CREATE TABLE stable AS
-WITH missing AS (SELECT DISTINCT key FROM cand WHERE rank = getvariable('never_rank'))
+WITH missing AS (SELECT DISTINCT key FROM cand WHERE rank = {never_rank})
 SELECT r.id, r.content,
        CASE WHEN r.content IN (SELECT key FROM missing) THEN NULL ELSE f.t END AS t,
        r.content IN (SELECT key FROM missing) AS missing, f.first_t
@@ -94,28 +94,34 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 6)
 
 
-def summary(con: duckdb.DuckDBPyConnection, query: str) -> dict[str, float | None]:
-    """p50/p95/p99/max of one column of values (all None when there are none)."""
-    row = con.execute(
-        f"SELECT quantile_disc(x, [0.5, 0.95, 0.99]), max(x) FROM ({query}) AS v(x)"
-    ).fetchone()
+def _summary_sql(query: str) -> str:
+    return f"SELECT quantile_disc(x, [0.5, 0.95, 0.99]), max(x) FROM ({query}) AS v(x)"
+
+
+def _summary(row: tuple[Any, ...] | None) -> dict[str, float | None]:
     quantiles, top = (row or (None, None))
     p50, p95, p99 = quantiles if quantiles else (None, None, None)
     return {"p50": _r(p50), "p95": _r(p95), "p99": _r(p99), "max": _r(top)}
 
 
+def summary(con: duckdb.DuckDBPyConnection, query: str) -> dict[str, float | None]:
+    """p50/p95/p99/max of one column of values (all None when there are none)."""
+    return _summary(con.execute(_summary_sql(query)).fetchone())
+
+
 def counts(cursor: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """The metrics that do not depend on the classification (the run's counts, the
     redeliveries, the ack latency), and the table `firsts`: `judge` runs this on a
-    second cursor while the invariants run."""
+    second cursor while the invariants run. One statement reads them all."""
     cursor.execute(FIRSTS)
-    row = cursor.execute(f"SELECT * FROM facts, ({PER_MESSAGE}), ({PER_ACTOR})")
+    row = cursor.execute(
+        f"SELECT * FROM facts, ({PER_MESSAGE}), ({PER_ACTOR}), "
+        "(SELECT count(*) AS clients FROM clients), "
+        f"({REDELIVERED}) AS r(redelivered), ({_summary_sql(ACK_LATENCY)}) AS a(ack_q, ack_max)"
+    )
     names = [d[0] for d in row.description]
     found = dict(zip(names, row.fetchone() or (), strict=True))
-    clients = cursor.execute("SELECT count(*) FROM clients").fetchone()
-    found["clients"] = clients[0] if clients else 0
-    found["redelivered"] = (cursor.execute(REDELIVERED).fetchone() or (0,))[0]
-    found["ack_latency"] = summary(cursor, ACK_LATENCY)
+    found["ack_latency"] = _summary((found.pop("ack_q"), found.pop("ack_max")))
     return found
 
 
@@ -124,8 +130,7 @@ def metrics(con: duckdb.DuckDBPyConnection, never_rank: int,
     """Every metric of the verdict; needs the model's tables, `cand` (for never_delivered)
     and what `counts` found."""
     reconnects = base["connects"] - base["connecting"]
-    con.execute(f"SET VARIABLE never_rank = {never_rank}")
-    con.execute(STABLE)
+    con.execute(STABLE.format(never_rank=int(never_rank)))
     duration = _r(base["duration"])
     recovery = [
         {"fault": orjson.loads(fault), "kind": kind, "seconds": _r(seconds)}

@@ -33,13 +33,14 @@ from faultlab.harness.checker.schema import (
 T = TypeVar("T")
 
 TABLES = """
-CREATE TABLE ops AS SELECT op, count(*) AS rows, {present},
-       arg_min(store_max_id, rowid) AS store_max_id, arg_max(ok, rowid) AS ok,
-       count(*) FILTER (WHERE n > 1) AS retries, count(*) FILTER (WHERE recovered) AS recovered,
-       min(t) AS t0, max(t) AS t1
-FROM h GROUP BY op;
-
-CREATE TABLE facts AS SELECT
+CREATE TABLE facts AS
+WITH ops AS (
+  SELECT op, count(*) AS rows, {present},
+         arg_min(store_max_id, rowid) AS store_max_id, arg_max(ok, rowid) AS ok,
+         count(*) FILTER (WHERE n > 1) AS retries,
+         count(*) FILTER (WHERE recovered) AS recovered, min(t) AS t0, max(t) AS t1
+  FROM h GROUP BY op)
+SELECT
   coalesce(any_value(store_max_id) FILTER (WHERE op = 'run_start'), 0) AS store_max_id,
   any_value(ok) FILTER (WHERE op = 'quiesce_end') AS quiesced,
   coalesce(bool_or({incomplete}), false) AS bad,
@@ -128,7 +129,7 @@ COUNTS = {
 }
 
 
-# After `ops` and `facts`, two independent chains: the delivery tables and the
+# After `facts`, two independent chains: the delivery tables and the
 # per-message tables. DuckDB releases the GIL while a statement runs, so the delivery
 # chain runs on a second cursor while this one plans and runs the other: each
 # statement's planning and its serial parts overlap the other chain's work.
@@ -175,39 +176,38 @@ def _tables() -> dict[str, str]:
     return {s.split()[2]: s for s in statements}
 
 
-# (cheap test on the small tables, query returning the offending rowid, message); the
-# query runs only when the test finds something, and names the first offending line.
-CONSISTENCY = (
-    (None,
-     "SELECT min(row) FROM (SELECT row, min(row) OVER (PARTITION BY content) AS first "
-     "FROM msgs) WHERE row > first",
-     "a second send of the same content (contents must be unique in a run)"),
-    (None,
-     "SELECT min(row) FROM (SELECT row, min(row) OVER (PARTITION BY msg) AS first "
-     "FROM msgs) WHERE row > first",
-     "a second send with the same msg id"),
-    ("SELECT count(*) > 0 FROM fate ANTI JOIN msgs USING (msg)",
-     "SELECT min(h.rowid) FROM h ANTI JOIN msgs m ON h.msg = m.msg "
-     f"WHERE {op_in('h.op', *MESSAGE_OPS)}",
-     "refers to a msg that was never sent"),
+# Whether the sends contradict themselves, in one statement: the first second send of a
+# content, the first second send of a msg id, and whether some fate names a msg never
+# sent (then `NEVER_SENT` names the first such line of `h`).
+CONSISTENCY = """
+SELECT
+  (SELECT min(row) FROM (SELECT row, min(row) OVER (PARTITION BY content) AS first FROM msgs)
+   WHERE row > first),
+  (SELECT min(row) FROM (SELECT row, min(row) OVER (PARTITION BY msg) AS first FROM msgs)
+   WHERE row > first),
+  (SELECT count(*) > 0 FROM fate ANTI JOIN msgs USING (msg))
+"""
+NEVER_SENT = (
+    "SELECT min(h.rowid) FROM h ANTI JOIN msgs m ON h.msg = m.msg "
+    f"WHERE {op_in('h.op', *MESSAGE_OPS)}"
+)
+CONTRADICTIONS = (
+    "a second send of the same content (contents must be unique in a run)",
+    "a second send with the same msg id",
+    "refers to a msg that was never sent",
 )
 
 
-def build(con: duckdb.DuckDBPyConnection, history: Path, store: Path) -> list[str]:
+def build(con: duckdb.DuckDBPyConnection, history: Path) -> list[str]:
     """Create the derived tables; raises on a history that contradicts itself."""
-    dup = con.execute(
-        "SELECT min(rowid) FROM (SELECT rowid, count(*) OVER (PARTITION BY id) AS n "
-        "FROM store) WHERE n > 1"
-    ).fetchone()
-    if dup and dup[0] is not None:
-        raise RunDirError(store, physical_line(store, dup[0]), "a second row with the same id")
     tables = _tables()
     with ThreadPoolExecutor(max_workers=1) as pool:
         deliveries = pool.submit(on_cursor, con.cursor(), _execute_all,
                                  [tables[t] for t in DELIVERY_TABLES])
-        con.execute(tables["ops"])
         con.execute(tables["facts"])
-        if con.execute("SELECT bad FROM facts").fetchone() == (True,):
+        facts = con.execute("SELECT bad, events, quiesced, run_starts FROM facts").fetchone()
+        assert facts is not None
+        if facts[0]:
             deliveries.exception()
             bad = con.execute(f"SELECT min(rowid) FROM h WHERE {BAD_ROW_SQL}").fetchone()
             scan(history, line_problem)
@@ -215,18 +215,19 @@ def build(con: duckdb.DuckDBPyConnection, history: Path, store: Path) -> list[st
                               "malformed line")
         for table in MESSAGE_TABLES:
             con.execute(tables[table])
-        for test, query, message in CONSISTENCY:
-            if test is not None and con.execute(test).fetchone() != (True,):
-                continue
-            row = con.execute(query).fetchone()
-            if row and row[0] is not None:
-                raise RunDirError(history, physical_line(history, row[0]), message)
+        content, msg, unsent = con.execute(CONSISTENCY).fetchone() or (None, None, False)
+        never = None
+        if unsent and content is None and msg is None:
+            never = (con.execute(NEVER_SENT).fetchone() or (None,))[0]
+        for row, message in zip((content, msg, never), CONTRADICTIONS, strict=True):
+            if row is not None:
+                raise RunDirError(history, physical_line(history, row), message)
         deliveries.result()
     warnings = []
-    facts = con.execute("SELECT quiesced, run_starts FROM facts").fetchone()
-    assert facts is not None
     if facts[1] == 0:
+        warnings.append(f"{history.name} is empty")
+    if facts[3] == 0:
         warnings.append("history has no run_start: every store row counts as the run's")
-    if facts[0] is None:
+    if facts[2] is None:
         warnings.append("history has no quiesce_end: convergence was not confirmed")
     return warnings
