@@ -1,9 +1,11 @@
 """The derived tables every invariant reads, built once from `h` and `store`.
 
 Names follow DESIGN §3.3/§3.4: `messages` (one per send, with its fate and store
-rows), `run_rows` (rows newer than run_start's store_max_id), `sessions` (display
-sessions), `dl` (every recv/show with its session, and whether the row at its offset
-holds its content; its content stays in `h`, read back only for the few bad ones),
+rows), `run_rows` (rows newer than run_start's store_max_id), `spans` (display
+sessions and the lines each covers), `dl` (every recv/show with its session, and
+whether the row at its offset holds its content; its content stays in `h`, read back
+only for the few bad ones, and a bad one with no row at its offset is found by an
+anti join with `store`),
 `clients` (who must converge: not left, and displaying), `seen` (per client,
 session and offset: how often it arrived and was shown), and `faults` (each fault's
 start and end). `firsts`, which only the metrics read, is built with them
@@ -78,11 +80,6 @@ SELECT fault,
        coalesce(min(kind) FILTER (WHERE op = 'fault_start'), min(kind)) AS kind
 FROM h WHERE {fault_ops} GROUP BY fault;
 
-CREATE TABLE sessions AS
-SELECT actor, rowid AS start_row, t AS start_t, resume_from,
-       row_number() OVER (PARTITION BY actor ORDER BY rowid) AS session
-FROM h WHERE op = 'session_start';
-
 CREATE TABLE actors AS
 SELECT actor, row_number() OVER (ORDER BY actor) AS aid, left_run, displays, connects
 FROM (SELECT actor, bool_or(op = 'leave') AS left_run, bool_or(op = 'connect') AS connects,
@@ -90,6 +87,10 @@ FROM (SELECT actor, bool_or(op = 'leave') AS left_run, bool_or(op = 'connect') A
       FROM (SELECT DISTINCT actor, op FROM h) GROUP BY actor);
 
 CREATE TABLE spans AS
+WITH sessions AS (
+  SELECT actor, rowid AS start_row, resume_from,
+         row_number() OVER (PARTITION BY actor ORDER BY rowid) AS session
+  FROM h WHERE op = 'session_start')
 SELECT *, lead(start_row, 1, 9223372036854775807)
             OVER (PARTITION BY actor ORDER BY start_row) AS next_row
 FROM (SELECT aid << 32 AS sid, aid, actor, -1 AS start_row, 0 AS session, 0 AS resume_from
@@ -100,7 +101,7 @@ FROM (SELECT aid << 32 AS sid, aid, actor, -1 AS start_row, 0 AS session, 0 AS r
 
 CREATE TABLE dl AS
 SELECT d.rowid AS row, d.t, s.sid, d.op = 'show' AS shown, d.server_offset AS off,
-       r.id IS NULL AS norow, d.content IS DISTINCT FROM r.content AS bad
+       d.content IS DISTINCT FROM r.content AS bad
 FROM h d
 JOIN spans s ON d.actor = s.actor AND d.rowid >= s.start_row AND d.rowid < s.next_row
 LEFT JOIN store r ON r.id = d.server_offset
@@ -133,7 +134,7 @@ COUNTS = {
 # per-message tables. DuckDB releases the GIL while a statement runs, so the delivery
 # chain runs on a second cursor while this one plans and runs the other: each
 # statement's planning and its serial parts overlap the other chain's work.
-DELIVERY_TABLES = ("sessions", "actors", "spans", "dl", "clients", "seen")
+DELIVERY_TABLES = ("actors", "spans", "dl", "clients", "seen")
 MESSAGE_TABLES = ("msgs", "fate", "run_rows", "messages", "faults")
 
 

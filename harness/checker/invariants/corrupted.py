@@ -7,10 +7,12 @@ the message was never stored, its store outcome takes precedence.
 
 SQL = """
 SELECT r.content AS key, d.actor AS client, NULL AS how
-FROM (SELECT s.actor, d.off FROM dl d JOIN spans s USING (sid) WHERE d.bad AND NOT d.norow) d
+FROM (SELECT s.actor, d.off FROM dl d JOIN spans s USING (sid) WHERE d.bad) d
 JOIN store r ON r.id = d.off
 UNION ALL
 SELECT d.content, d.actor, NULL
-FROM (SELECT h.content, h.actor FROM dl JOIN h ON h.rowid = dl.row WHERE dl.norow) d
+FROM (SELECT h.content, h.actor
+      FROM (SELECT row FROM dl ANTI JOIN store r ON r.id = dl.off WHERE dl.bad) n
+      JOIN h ON h.rowid = n.row) d
 SEMI JOIN msgs m ON d.content = m.content
 """
