@@ -25,6 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from checker_throughput import use_checker_of  # this script's sibling
+
 OUTPUTS = ("verdict.json", "violations.jsonl", "error.txt")
 SPECS = (
     {"seed": 1, "messages": 300},
@@ -86,10 +88,7 @@ def refused(events: list[dict[str, Any]], rows: list[dict[str, Any]]
 def judge_all(tree: str | None, dirs: list[str]) -> None:
     """In a child: judge each directory with the checker of `tree` (this checkout if
     None); a refused run's message goes to error.txt."""
-    if tree:
-        import faultlab.harness
-
-        faultlab.harness.__path__ = [str(Path(tree) / "harness")]
+    use_checker_of(tree)
     from faultlab.harness.checker import check_run
     from faultlab.harness.checker.errors import RunDirError
 

@@ -29,11 +29,17 @@ import orjson
 CACHE = Path("/tmp/faultlab-bench-checker")
 
 
-def _child_checker(run_dir: Path, tree: str | None = None) -> dict[str, float]:
-    if tree is not None:
+def use_checker_of(tree: str | None) -> None:
+    """Make `faultlab.harness` import from another checkout's `harness/` (before any
+    import of it), so one venv can run an old and a new checker side by side."""
+    if tree:
         import faultlab.harness
 
         faultlab.harness.__path__ = [str(Path(tree) / "harness")]
+
+
+def _child_checker(run_dir: Path, tree: str | None = None) -> dict[str, float]:
+    use_checker_of(tree)
     from faultlab.harness.checker import check_run
 
     start = time.perf_counter()

@@ -71,8 +71,8 @@ class History:
         """`recv`, then `show` if the receive policy displayed it: the hot path of a run,
         so one call, one clock read and one write for both lines. The lines are an
         actor's byte templates (`_receive_templates`) filled with the JSON of four
-        values: the same bytes as encoding the two dicts, about a third cheaper (1.5 against
-        2.2 µs per receive in a micro-benchmark)."""
+        values: the same bytes as encoding the two dicts, at ~60 % of the cost (2.4 against
+        4.0 µs per receive, `benchmarks/history_record.py`)."""
         t = (_clock_ns() - self._t0_ns) // 1000 / 1e6
         write = self._write
         if write is not None:

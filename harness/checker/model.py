@@ -208,7 +208,8 @@ def build(con: duckdb.DuckDBPyConnection, history: Path) -> list[str]:
         con.execute(tables["facts"])
         facts = con.execute("SELECT bad, events, quiesced, run_starts FROM facts").fetchone()
         assert facts is not None
-        if facts[0]:
+        bad_line, events, quiesced, run_starts = facts
+        if bad_line:
             deliveries.exception()
             bad = con.execute(f"SELECT min(rowid) FROM h WHERE {BAD_ROW_SQL}").fetchone()
             scan(history, line_problem)
@@ -224,10 +225,10 @@ def build(con: duckdb.DuckDBPyConnection, history: Path) -> list[str]:
                 raise RunDirError(history, physical_line(history, row[0]), message)
         deliveries.result()
     warnings = []
-    if facts[1] == 0:
+    if events == 0:
         warnings.append(f"{history.name} is empty")
-    if facts[3] == 0:
+    if run_starts == 0:
         warnings.append("history has no run_start: every store row counts as the run's")
-    if facts[2] is None:
+    if quiesced is None:
         warnings.append("history has no quiesce_end: convergence was not confirmed")
     return warnings
