@@ -233,21 +233,21 @@ def runner(loop: str) -> Callable[[Coroutine[Any, Any, Any]], Any]:
 
 
 async def connect_phase(args: argparse.Namespace, out: Path) -> None:
-    async with phase_cluster(out, "connect") as c:
+    async with phase_cluster(out, "connect", args.targets[0]) as c:
         print("connect:", await connect_figure(c, args.connect_clients, out))
 
 
 async def cpu_phase(args: argparse.Namespace, out: Path, kind: str, record: bool | str,
-                    name: str) -> dict[str, Any]:
-    async with phase_cluster(out, name) as c:
+                    name: str, target: str) -> dict[str, Any]:
+    async with phase_cluster(out, name, target) as c:
         return await cpu_figure(c, kind, record, args.clients, args.rate, args.duration, out,
                                 args.window)
 
 
-def phase_cluster(out: Path, name: str) -> Cluster:
+def phase_cluster(out: Path, name: str, target: str) -> Cluster:
     """A fresh store per phase: no catch-up inside the measured window."""
     knobs = {"ping_interval": 25.0, "ping_timeout": 20.0}
-    return Cluster(create_run_dir(out / name), load_target(), "exactly-once", knobs=knobs)
+    return Cluster(create_run_dir(out / name), load_target(target), "exactly-once", knobs=knobs)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -256,28 +256,31 @@ def main(args: argparse.Namespace) -> None:
           f"python {platform.python_version()}, load {psutil.getloadavg()}")
     if args.connect_clients:
         runner(args.loops[0])(connect_phase(args, out))
-    phases = [(kind, record, loop) for loop in args.loops for kind, record in PHASES
-              if kind in args.only]
-    per: dict[tuple[str, bool | str, str], list[float]] = {}
-    overheads: dict[str, list[dict[str, float]]] = {}
+    variants = [(loop, target) for target in args.targets for loop in args.loops]
+    phases = [(kind, record, v) for v in variants for kind, record in PHASES if kind in args.only]
+    per: dict[tuple[str, bool | str, tuple[str, str]], list[float]] = {}
+    overheads: dict[tuple[str, str], list[dict[str, float]]] = {}
     for r_ in range(args.rounds):
-        for kind, record, loop in phases if r_ % 2 == 0 else phases[::-1]:  # no order bias
-            r = runner(loop)(cpu_phase(args, out, kind, record, f"{kind}-{record}-{loop}-{r_}"))
-            per.setdefault((kind, record, loop), []).append(r["cpu_us_per_msg"])
+        order = phases if r_ % 2 == 0 else phases[::-1]  # no order bias
+        for kind, record, (loop, target) in order:
+            name = f"{kind}-{record}-{loop}-{Path(target).stem}-{r_}"
+            r = runner(loop)(cpu_phase(args, out, kind, record, name, target))
+            per.setdefault((kind, record, (loop, target)), []).append(r["cpu_us_per_msg"])
             if record == "alternate":
-                overheads.setdefault(loop, []).append(r)
-            print("cpu:", {"loop": loop, "load1": round(psutil.getloadavg()[0], 1),
+                overheads.setdefault((loop, target), []).append(r)
+            print("cpu:", {"loop": loop, "target": target,
+                           "load1": round(psutil.getloadavg()[0], 1),
                            **{k: round(v, 3) if isinstance(v, float) else v
                               for k, v in r.items()}})
     nan = [float("nan")]
-    for loop in args.loops:
-        lean, _, stock = (statistics.median(per.get((k, rec, loop), nan)) for k, rec in PHASES)
-        paired = overheads.get(loop, [])
+    for v in variants:
+        lean, _, stock = (statistics.median(per.get((k, rec, v), nan)) for k, rec in PHASES)
+        paired = overheads.get(v, [])
         overhead = statistics.median([p["overhead"] for p in paired] or nan)
         rec, bare = (statistics.median([p[key] for p in paired] or nan)
                      for key in ("rec_us_per_msg", "bare_us_per_msg"))
         rounds = ", ".join(f"{p['overhead'] * 100:+.1f}" for p in paired)
-        print(f"[{loop}] median lean CPU per received message: {lean:.1f} µs "
+        print(f"[{' / '.join(v)}] median lean CPU per received message: {lean:.1f} µs "
               f"(stock {stock:.1f} µs, stock/lean {stock / lean:.1f}x); recording overhead "
               f"{overhead * 100:+.1f} % (alternating windows: {bare:.1f} -> {rec:.1f} µs; "
               f"per round {rounds} %)")
@@ -300,4 +303,7 @@ if __name__ == "__main__":
     parser.add_argument("--loops", nargs="+", choices=loops.LOOPS,
                         default=[loops.DEFAULT_LOOP],
                         help="the harness process's event loop(s), compared in one run")
+    parser.add_argument("--targets", nargs="+", default=["reference"],
+                        help="target files or shipped names (reference, node-peer): the "
+                             "server the clients receive from, compared in one run")
     main(parser.parse_args())

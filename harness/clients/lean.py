@@ -21,6 +21,7 @@ import logging
 import random
 from collections import deque
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import aiohttp
 import orjson
@@ -36,7 +37,7 @@ from faultlab.harness.clients.transports import (
     background,
     open_transport,
 )
-from faultlab.harness.history import History
+from faultlab.harness.history import History, receive_tails
 
 log = logging.getLogger(__name__)
 EVENT = "chat message"
@@ -74,7 +75,7 @@ class LeanClient:
         self._own_http = http is None
         self._rng = rng or random.Random()
         self._record = history.record
-        self._record_receive = history.record_receive
+        self._record_received = history.record_received
         self._actor = config.id
         self._policy: ReceivePolicy = policy(config.receive)
         self._recovery = config.recovery != "off"
@@ -423,23 +424,14 @@ class LeanClient:
     def _on_event(self, body: str) -> None:
         if body[:1] != "[":
             _, body = wire.split_id(body)
-        try:
-            args = _loads(body)
-        except orjson.JSONDecodeError:
-            if body:
-                _log_bad_json(self._actor, body)
-            return
-        if not isinstance(args, list) or not args or args[0] != EVENT:
-            return
-        n = len(args)
-        last = args[-1]
-        csr = last if n >= 4 and type(last) is str else None
-        if self._recovery and self._pid is not None and type(last) is str:
-            self._last_offset = last
-        content = args[1] if n > 1 else None
-        server_offset = args[2] if n > 2 else None
-        self._record_receive(self._actor, content, server_offset, csr,
-                             self._policy.accept(server_offset))
+        event = _last_event
+        if body != event.body:  # (None for no message yet)
+            event = _decode(self._actor, body)
+            if event is None:
+                return
+        if self._recovery and self._pid is not None and event.last_str is not None:
+            self._last_offset = event.last_str
+        self._record_received(self._actor, event.tails, self._policy.accept(event.server_offset))
 
     def _on_ack(self, body: str) -> None:
         ack_id, rest = wire.split_id(body)
@@ -482,6 +474,43 @@ def _no_ack(fut: asyncio.Future[list[object] | None], *_: object) -> None:
     """The ack timeout or the connection's end: settle the waiter with no ack."""
     if not fut.done():
         fut.set_result(None)
+
+
+class _Event(NamedTuple):
+    """A chat message EVENT's arguments, decoded and encoded for the history once."""
+
+    body: str | None  # the arguments' JSON text, as received
+    server_offset: Any
+    last_str: str | None  # the last argument if a string: the recovery offset
+    tails: tuple[bytes, bytes]  # `history.receive_tails`
+
+
+def _decode(actor: str, body: str) -> _Event | None:
+    """Decode an EVENT's arguments; None (logged if not JSON) when it is not a chat message.
+
+    Every client of a broadcast receives the same text, one after another, so the last
+    message decoded is kept (`_last_event`) and the next client that receives it reuses
+    it: the arguments are parsed and encoded once per broadcast, not once per client.
+    """
+    global _last_event
+    try:
+        args = _loads(body)
+    except orjson.JSONDecodeError:
+        if body:
+            _log_bad_json(actor, body)
+        return None
+    if not isinstance(args, list) or not args or args[0] != EVENT:
+        return None
+    n = len(args)
+    last = args[-1]
+    server_offset = args[2] if n > 2 else None
+    tails = receive_tails(args[1] if n > 1 else None, server_offset,
+                          last if n >= 4 and type(last) is str else None)
+    event = _last_event = _Event(body, server_offset, last if type(last) is str else None, tails)
+    return event
+
+
+_last_event = _Event(None, None, None, (b"", b""))
 
 
 def _log_bad_json(actor: str, body: str) -> None:

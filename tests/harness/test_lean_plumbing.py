@@ -1,7 +1,7 @@
-"""The lean client's per-frame plumbing: socket bytes go straight into aiohttp's frame
-parser (no `ResponseHandler.data_received` per read), reads are capped below glibc's
-mmap threshold, and frames still arrive in order on both event loops; the `recv` and
-`show` lines keep format 1's key order when their dicts are reused per actor."""
+"""The lean client's per-frame plumbing: socket bytes go straight into the frame splitter
+in front of aiohttp's parser (no `ResponseHandler.data_received` per read), reads are
+capped below glibc's mmap threshold, and frames still arrive in order on both event
+loops; the `recv` and `show` lines are the bytes of format 1's dicts."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from faultlab.harness.clients.base import ClientConfig
 from faultlab.harness.clients.lean import LeanClient
-from faultlab.harness.clients.transports import WebSocketTransport
+from faultlab.harness.clients.transports import WebSocketTransport, _Frames
 from faultlab.harness.cluster import Cluster
 from faultlab.harness.history import History
 from faultlab.harness.rundir import create_run_dir
@@ -48,7 +48,9 @@ async def _exchange(tmp: Path) -> list[dict[str, object]]:
             assert response is not None and response.connection is not None
             proto = response.connection.protocol
             assert proto is not None
-            assert proto.data_received == transport.ws._parser.feed_data  # type: ignore[union-attr]
+            frames = proto.data_received.__self__
+            assert isinstance(frames, _Frames)
+            assert frames._feed == transport.ws._parser.feed_data  # type: ignore[union-attr]
             assert getattr(proto.transport, "max_size", 0) <= 64 * 1024
             for n in range(30):
                 await a.send(f"m{n}")
