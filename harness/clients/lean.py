@@ -401,11 +401,14 @@ class LeanClient:
     # -- received packets (the hot path) ---------------------------------------------
 
     def _on_packet(self, packet: str) -> None:
-        if packet.startswith("42"):
+        event = _last_event
+        if packet == event.packet and self.connected:  # what the last client received
+            self._received(event)
+        elif packet.startswith("42"):
             if self.connected:
-                self._on_event(packet[2:])
+                self._on_event(packet)
             else:
-                self._early.append(packet[2:])
+                self._early.append(packet)
         elif packet.startswith("43"):
             self._on_ack(packet[2:])
         elif packet == wire.EIO_PING:
@@ -421,14 +424,15 @@ class LeanClient:
         elif packet == wire.EIO_CLOSE:
             self._cut("transport close")
 
-    def _on_event(self, body: str) -> None:
-        if body[:1] != "[":
-            _, body = wire.split_id(body)
+    def _on_event(self, packet: str) -> None:
         event = _last_event
-        if body != event.body:  # (None for no message yet)
-            event = _decode(self._actor, body)
+        if packet != event.packet:
+            event = _decode(self._actor, packet)
             if event is None:
                 return
+        self._received(event)
+
+    def _received(self, event: _Event) -> None:
         if self._recovery and self._pid is not None and event.last_str is not None:
             self._last_offset = event.last_str
         self._record_received(self._actor, event.tails, self._policy.accept(event.server_offset))
@@ -465,8 +469,8 @@ class LeanClient:
         self.connects += 1
         self._record(self._actor, "connect", sid=sid, recovered=recovered)
         early, self._early = self._early, []
-        for body_ in early:
-            self._on_event(body_)
+        for packet in early:
+            self._on_event(packet)
         self._online.set()
 
 
@@ -479,20 +483,24 @@ def _no_ack(fut: asyncio.Future[list[object] | None], *_: object) -> None:
 class _Event(NamedTuple):
     """A chat message EVENT's arguments, decoded and encoded for the history once."""
 
-    body: str | None  # the arguments' JSON text, as received
+    packet: str | None  # the Socket.IO packet, as received (`42[...]`)
     server_offset: Any
     last_str: str | None  # the last argument if a string: the recovery offset
     tails: tuple[bytes, bytes]  # `history.receive_tails`
 
 
-def _decode(actor: str, body: str) -> _Event | None:
+def _decode(actor: str, packet: str) -> _Event | None:
     """Decode an EVENT's arguments; None (logged if not JSON) when it is not a chat message.
 
-    Every client of a broadcast receives the same text, one after another, so the last
-    message decoded is kept (`_last_event`) and the next client that receives it reuses
-    it: the arguments are parsed and encoded once per broadcast, not once per client.
+    Every client of a broadcast receives the same packet, one after another, so the
+    last message decoded is kept (`_last_event`) and the next client that receives it
+    reuses it: the arguments are parsed and encoded once per broadcast, not once per
+    client.
     """
     global _last_event
+    body = packet[2:]
+    if body[:1] != "[":
+        _, body = wire.split_id(body)
     try:
         args = _loads(body)
     except orjson.JSONDecodeError:
@@ -506,7 +514,7 @@ def _decode(actor: str, body: str) -> _Event | None:
     server_offset = args[2] if n > 2 else None
     tails = receive_tails(args[1] if n > 1 else None, server_offset,
                           last if n >= 4 and type(last) is str else None)
-    event = _last_event = _Event(body, server_offset, last if type(last) is str else None, tails)
+    event = _last_event = _Event(packet, server_offset, last if type(last) is str else None, tails)
     return event
 
 
