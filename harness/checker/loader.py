@@ -144,11 +144,14 @@ def load_store(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     if con.execute("SELECT count(DISTINCT id) < count(*) FROM store").fetchone() != (True,):
         return warnings
     dup = con.execute(
-        "SELECT min(rowid) FROM (SELECT rowid, count(*) OVER (PARTITION BY id) AS n "
-        "FROM store) WHERE n > 1"
+        "SELECT rowid, id, first FROM (SELECT rowid, id, min(rowid) OVER (PARTITION BY id) "
+        "AS first FROM store) WHERE rowid > first ORDER BY rowid LIMIT 1"
     ).fetchone()
-    if dup and dup[0] is not None:
-        raise RunDirError(path, physical_line(path, dup[0]), "a second row with the same id")
+    if dup is not None:
+        row, id_, first = dup
+        raise RunDirError(path, physical_line(path, row),
+                          f"a second row with id {id_} (the first is line "
+                          f"{physical_line(path, first)})")
     return warnings
 
 

@@ -118,6 +118,18 @@ def test_a_bad_store_row_names_its_line(tmp_path: Path):
     assert "store.jsonl line 2: 'id' must be an integer" in result.stderr
 
 
+def test_a_duplicate_store_id_names_the_second_row_and_the_first(tmp_path: Path):
+    (tmp_path / "history.jsonl").write_bytes(b"")
+    (tmp_path / "store.jsonl").write_bytes(
+        b'{"id": 1, "client_offset": null, "content": "a"}\n'
+        b'{"id": 2, "client_offset": null, "content": "b"}\n\n'
+        b'{"id": 1, "client_offset": null, "content": "c"}\n'
+        b'{"id": 2, "client_offset": null, "content": "d"}\n')
+    result = _invoke(tmp_path)
+    assert result.exit_code == 2
+    assert "store.jsonl line 4: a second row with id 1 (the first is line 1)" in result.stderr
+
+
 @pytest.mark.parametrize("missing", ["history.jsonl", "store.jsonl"])
 def test_a_missing_file_exits_2_naming_it(run, missing: str):
     root = _clean(run)
