@@ -244,7 +244,7 @@ async def cpu_phase(args: argparse.Namespace, out: Path, kind: str, record: bool
                                 args.window)
 
 
-def phase_cluster(out: Path, name: str, target: str) -> Cluster:
+def phase_cluster(out: Path, name: str, target: str = "reference") -> Cluster:
     """A fresh store per phase: no catch-up inside the measured window."""
     knobs = {"ping_interval": 25.0, "ping_timeout": 20.0}
     return Cluster(create_run_dir(out / name), load_target(target), "exactly-once", knobs=knobs)
