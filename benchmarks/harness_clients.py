@@ -43,7 +43,7 @@ import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,16 @@ from faultlab.harness.targets import load_target
 PHASES: tuple[tuple[str, bool | str], ...] = (
     ("lean", True), ("lean", "alternate"), ("stock", True),
 )
+
+
+async def paced(rate: float, count: int) -> AsyncIterator[int]:
+    """0 .. count - 1, the i-th at `i / rate` seconds from now (all at once if rate is 0)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for i in range(count):
+        if rate and (wait := start + i / rate - loop.time()) > 0:
+            await asyncio.sleep(wait)
+        yield i
 
 
 async def until(cond: Callable[[], bool], what: str, deadline: float) -> None:
@@ -192,16 +202,11 @@ async def cpu_figure(cluster: Cluster, kind: str, record: bool | str, n: int, ra
             base = received_by(clients)
             use0, cpu0, wall0 = (resource.getrusage(resource.RUSAGE_SELF), time.process_time(),
                                  time.perf_counter())
-            loop = asyncio.get_running_loop()
-            start = loop.time()
             count = int(rate * duration)
             windows: list[tuple[bool, float, int]] = []
             switch = (asyncio.ensure_future(alternate(history, clients, window, windows))
                       if record == "alternate" else None)
-            for i in range(count):
-                wait = start + i / rate - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+            async for i in paced(rate, count):
                 await sender.send(f"{kind}:{record}:{i}")
             if switch is not None:
                 switch.cancel()

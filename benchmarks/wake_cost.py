@@ -34,7 +34,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from harness_clients import phase_cluster, until  # this script's sibling
+from harness_clients import paced, phase_cluster, until  # this script's sibling
 
 from faultlab import loops
 from faultlab.harness.clients.base import ClientConfig
@@ -77,13 +77,10 @@ async def paced_against_burst(sends: int) -> None:
         for client in (sender, receiver):
             await client.start()
         await until(lambda: sender.connected and receiver.connected, "connected", 30)
-        loop = asyncio.get_running_loop()
         for rate in (0.0, 200.0):
             before, cpu0 = resource.getrusage(resource.RUSAGE_SELF), time.process_time()
-            base, start = len(receiver.shown()), loop.time()
-            for i in range(sends):
-                if rate and (wait := start + i / rate - loop.time()) > 0:
-                    await asyncio.sleep(wait)
+            base = len(receiver.shown())
+            async for i in paced(rate, sends):
                 await sender.send(f"{rate}:{i}")
             await until(lambda b=base: len(receiver.shown()) >= b + sends, "received", 60)
             cpu, after = time.process_time() - cpu0, resource.getrusage(resource.RUSAGE_SELF)
