@@ -8,14 +8,12 @@ workload only adds traffic after it. Deadlines grow with the load they wait for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from faultlab.harness.run import RunParams
-
-_SCALED = ("clients", "messages", "quiesce_deadline", "connect_deadline")
-BASE: dict[str, Any] = {f.name: f.default for f in fields(RunParams) if f.name in _SCALED}
-"""The engine's own defaults of what a scale multiplies, for scenarios that leave it unset."""
+# The engine's own defaults (RunParams), for scenarios that leave a field unset.
+BASE: dict[str, Any] = {"clients": 4, "messages": 10, "quiesce_deadline": 20.0,
+                        "connect_deadline": 15.0}
 
 
 @dataclass(frozen=True)
