@@ -1,7 +1,8 @@
 """The lean client's per-frame plumbing: socket bytes go straight into the frame splitter
 in front of aiohttp's parser (no `ResponseHandler.data_received` per read), reads are
 capped below glibc's mmap threshold, and frames still arrive in order on both event
-loops; the `recv` and `show` lines are the bytes of format 1's dicts."""
+loops; a broadcast is decoded once for all its clients; the `recv` and `show` lines
+are the bytes of format 1's dicts."""
 
 from __future__ import annotations
 
@@ -114,3 +115,40 @@ def test_receive_lines_are_the_bytes_of_the_format_1_dicts(
                                   "server_offset": offset}, option=orjson.OPT_APPEND_NEWLINE)
     assert path.read_bytes() == expected
     assert history.count == (2 if shown else 1)
+
+
+def test_a_broadcast_is_decoded_once_and_recorded_by_every_client(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clients of a broadcast share the first one's decode; a different packet in
+    between (another broadcast, a redelivery with other arguments) is decoded anew."""
+    from faultlab.harness.clients import lean
+
+    parsed: list[str] = []
+
+    def counting_loads(body: str) -> object:
+        parsed.append(body)
+        return orjson.loads(body)
+
+    monkeypatch.setattr(lean, "_loads", counting_loads)
+    path = tmp_path / "history.jsonl"
+    history = History(path)
+    clients = [LeanClient(ClientConfig(f"c{i}", "http://127.0.0.1:9", "exactly-once",
+                                       receive="strict"), history) for i in range(3)]
+    for c in clients:
+        c.connected = True
+    first, second = '42["chat message","a",1]', '42["chat message","b",2,"x"]'
+    for packet in (first, second):
+        for c in clients:
+            c._on_packet(packet)
+    clients[0]._on_packet(first)  # a redelivery: already shown, recorded as recv only
+    history.close()
+    assert parsed == ['["chat message","a",1]', '["chat message","b",2,"x"]',
+                      '["chat message","a",1]']
+    lines = [orjson.loads(x) for x in path.read_bytes().splitlines()]
+    got = [(x["actor"], x["op"], x["content"], x["server_offset"]) for x in lines]
+    assert got == [
+        *((f"c{i}", op, "a", 1) for i in range(3) for op in ("recv", "show")),
+        *((f"c{i}", op, "b", 2) for i in range(3) for op in ("recv", "show")),
+        ("c0", "recv", "a", 1),
+    ]
+    assert [x["csr_offset"] for x in lines if x["op"] == "recv"] == [None] * 3 + ["x"] * 3 + [None]
